@@ -1,0 +1,195 @@
+"""Parameters of the six GPNN applications, defined once.
+
+The library, the CLI and the REST API all read these models, so every default
+and every range lives here and nowhere else. Defaults are the authors'
+(Granot et al. 2022, section 4, and their public code).
+
+A model validates itself on construction; invalid values raise
+`ValueError` (pydantic's `ValidationError` is one) before any expensive work.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class Task(StrEnum):
+    generate = "generate"
+    retarget = "retarget"
+    analogy = "analogy"
+    inpaint = "inpaint"
+    collage = "collage"
+    edit = "edit"
+
+
+class SearchMode(StrEnum):
+    """How the patch nearest-neighbour search is done.
+
+    `exact`: every query against every key, exact alpha normalisation.
+    `fast`: approximate FAISS indices for the candidates, re-scored exactly.
+    """
+
+    exact = "exact"
+    fast = "fast"
+
+
+Alpha = Annotated[
+    float,
+    Field(
+        gt=0,
+        description="Completeness knob of the normalised score S = D / (alpha + min D); "
+        "small favours completeness, inf disables the normalisation.",
+    ),
+]
+
+
+class CommonParams(BaseModel):
+    """Parameters shared by every application."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    patch_size: int = Field(7, ge=3, le=15, description="Side of the square patches (odd).")
+    ratio: float = Field(
+        0.75, gt=0.3, lt=1.0, description="Pyramid downscale ratio per level (paper: 1/r = 4/3)."
+    )
+    depth: int | None = Field(
+        None,
+        ge=0,
+        le=20,
+        description="Number of downscalings N (the pyramid has N + 1 levels); "
+        "None chooses it from the image and the application.",
+    )
+    iterations: int = Field(10, ge=1, le=50, description="PNN iterations per finer level.")
+    coarsest_iterations: int = Field(
+        1, ge=1, le=50, description="PNN iterations at the coarsest level."
+    )
+    alpha: Alpha = math.inf
+    seed: int = Field(0, ge=0, lt=2**32, description="Random seed; sample i uses seed + i.")
+    mode: SearchMode = Field(SearchMode.exact, description="Nearest-neighbour search mode.")
+
+    @field_validator("patch_size")
+    @classmethod
+    def _odd_patch(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError("`patch_size` must be odd")
+        return value
+
+
+class GenerateParams(CommonParams):
+    """Random samples of one source image (paper section 3)."""
+
+    task: Literal[Task.generate] = Task.generate
+    sigma: float = Field(
+        0.75, ge=0, le=5, description="Std of the Gaussian noise added to the coarsest level."
+    )
+
+
+class RetargetParams(CommonParams):
+    """Resize to any size while keeping the patch distribution (gradual)."""
+
+    task: Literal[Task.retarget] = Task.retarget
+    height: int = Field(..., ge=8, le=8192, description="Target height in pixels.")
+    width: int = Field(..., ge=8, le=8192, description="Target width in pixels.")
+    ratio: float = Field(0.8, gt=0.3, lt=1.0, description="Pyramid downscale ratio per level.")
+    alpha: Alpha = 5e-3
+    coarsest_iterations: int = Field(10, ge=1, le=50)
+    step: float = Field(
+        0.1,
+        gt=0.0,
+        le=1.0,
+        description="Largest relative size change of one gradual resizing step.",
+    )
+
+
+class AnalogyParams(CommonParams):
+    """The patch distribution of a source A laid out like a structure image B."""
+
+    task: Literal[Task.analogy] = Task.analogy
+    alpha: Alpha = 5e-3
+    depth: int | None = Field(5, ge=0, le=20)
+    coarsest_iterations: int = Field(10, ge=1, le=50)
+    refine: bool = Field(True, description="Downscale the output and run GPNN once more.")
+
+
+class InpaintParams(CommonParams):
+    """Fill a hole, steered by the colour the user painted into it."""
+
+    task: Literal[Task.inpaint] = Task.inpaint
+    coarsest_iterations: int = Field(10, ge=1, le=50)
+    color: tuple[int, int, int] | None = Field(
+        None,
+        description="RGB (0-255) of the uniformly coloured region to fill, "
+        "used when no mask is given.",
+    )
+
+    @field_validator("color")
+    @classmethod
+    def _color_range(cls, value: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
+        if value is not None and not all(0 <= c <= 255 for c in value):
+            raise ValueError("`color` channels must lie in 0..255")
+        return value
+
+
+class CollageParams(CommonParams):
+    """Merge several sources into one image (initial guess: their concatenation)."""
+
+    task: Literal[Task.collage] = Task.collage
+    ratio: float = Field(0.8, gt=0.3, lt=1.0)
+    alpha: Alpha = 5e-3
+    coarsest_iterations: int = Field(10, ge=1, le=50)
+    height: int | None = Field(None, ge=8, le=8192, description="Output height; None: concat.")
+    width: int | None = Field(None, ge=8, le=8192, description="Output width; None: concat.")
+    step: float = Field(0.1, gt=0.0, le=1.0)
+
+
+class EditParams(CommonParams):
+    """Blend a naive edit (objects moved, pasted, removed) into the source."""
+
+    task: Literal[Task.edit] = Task.edit
+    depth: int | None = Field(5, ge=0, le=20)
+    coarsest_iterations: int = Field(10, ge=1, le=50)
+    sigma: float = Field(0.0, ge=0, le=5, description="Optional noise for several solutions.")
+
+
+TaskParams = (
+    GenerateParams | RetargetParams | AnalogyParams | InpaintParams | CollageParams | EditParams
+)
+
+PARAMS_BY_TASK: dict[Task, type[CommonParams]] = {
+    Task.generate: GenerateParams,
+    Task.retarget: RetargetParams,
+    Task.analogy: AnalogyParams,
+    Task.inpaint: InpaintParams,
+    Task.collage: CollageParams,
+    Task.edit: EditParams,
+}
+
+
+def params_for(task: Task | str, **values) -> CommonParams:
+    """Build and validate the parameters of `task`.
+
+    Raises `ValueError` with one readable line naming the field at fault.
+    """
+    try:
+        model = PARAMS_BY_TASK[Task(task)]
+    except ValueError:
+        known = ", ".join(t.value for t in Task)
+        raise ValueError(f"unknown task `{task}` (expected one of: {known})") from None
+    try:
+        return model(**values)
+    except ValidationError as error:
+        raise ValueError(describe_validation_error(error)) from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming each field at fault and what is wrong with it."""
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]) or "parameters"
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"`{field}`: {message}")
+    return "; ".join(parts)

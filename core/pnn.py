@@ -1,0 +1,94 @@
+"""The coarse-to-fine PNN loop shared by every application.
+
+An application describes its work as a list of `Stage`s, coarsest first: the
+source patches to draw from (keys and values), the size of the output at that
+stage and how many PNN iterations to run. The loop upscales the running guess
+into each stage, then repeatedly replaces every query patch by the value patch
+of its best key and folds the patches back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gpnn.core.patches import extract_patches, fold, patch_grid
+from gpnn.core.pyramid import Shape, resize
+from gpnn.core.search import ExactKeys
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run stands; passed to the `progress` callback after each iteration.
+
+    A callback that raises stops the run and the exception propagates (this is
+    how a worker cancels a running job).
+    """
+
+    sample: int
+    samples: int
+    level: int
+    levels: int
+    iteration: int
+    iterations: int
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class SourceLevel:
+    """The key and value patches of one pyramid level, searched many times.
+
+    Built once per level and shared by every iteration and every sample.
+    """
+
+    def __init__(self, keys: np.ndarray, values: np.ndarray) -> None:
+        if len(keys) == 0:
+            raise ValueError("no valid source patch at this pyramid level (hole too large?)")
+        self.values = values
+        self.index = ExactKeys(keys)
+
+    def nearest(self, queries: np.ndarray, alpha: float) -> np.ndarray:
+        return self.index.nearest(queries, alpha)
+
+
+@dataclass(frozen=True)
+class Known:
+    """Pixels that must keep the input's values (outside an inpainting hole)."""
+
+    free: np.ndarray  # (H, W, 1) bool: True where the engine may change the pixel
+    image: np.ndarray  # (H, W, 3) the input at this level
+
+
+@dataclass(frozen=True)
+class Stage:
+    source: SourceLevel
+    shape: Shape
+    iterations: int
+    known: Known | None = None
+
+
+def refine(
+    guess: np.ndarray,
+    stages: Sequence[Stage],
+    *,
+    patch_size: int,
+    alpha: float,
+    report: Callable[[int, int, int, int], None] | None = None,
+) -> np.ndarray:
+    """Run PNN over `stages`, starting from `guess`; returns the final image."""
+    image = guess
+    for number, stage in enumerate(stages):
+        patch_grid(stage.shape, patch_size)
+        image = resize(image, stage.shape)
+        for iteration in range(stage.iterations):
+            queries = extract_patches(image, patch_size)
+            chosen = stage.source.nearest(queries, alpha)
+            image = fold(stage.source.values[chosen], stage.shape, patch_size)
+            if stage.known is not None:
+                image = np.where(stage.known.free, image, stage.known.image)
+            if report is not None:
+                report(number, len(stages), iteration, stage.iterations)
+    return image

@@ -1,0 +1,411 @@
+"""The six applications of GPNN (paper section 4) as plain functions.
+
+Each one turns its inputs into an initial guess at the coarsest level and a
+list of `Stage`s, then hands them to `pnn.refine`. Pyramids and key indices are
+built once per call and shared by all samples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from gpnn.core.params import (
+    AnalogyParams,
+    CollageParams,
+    CommonParams,
+    EditParams,
+    GenerateParams,
+    InpaintParams,
+    RetargetParams,
+    Task,
+    params_for,
+)
+from gpnn.core.patches import extract_patches, patches_inside
+from gpnn.core.pnn import Known, Progress, ProgressCallback, SourceLevel, Stage, refine
+from gpnn.core.pyramid import (
+    Shape,
+    build_pyramid,
+    depth_for,
+    gradual_shapes,
+    level_shape,
+    resize,
+)
+
+# Named inputs of each task; "sources" is a list, the others one image each.
+# The mask of inpainting is optional when `color` is given.
+TASK_INPUTS: dict[Task, tuple[str, ...]] = {
+    Task.generate: ("source",),
+    Task.retarget: ("source",),
+    Task.analogy: ("source", "structure"),
+    Task.inpaint: ("source", "mask"),
+    Task.collage: ("sources",),
+    Task.edit: ("source", "edited"),
+}
+OPTIONAL_INPUTS = {(Task.inpaint, "mask")}
+
+# Colour distance (in 0..255 units, per channel) under which a pixel belongs to
+# the user's uniformly coloured region; room for JPEG ringing.
+COLOR_TOLERANCE = 12
+
+
+def generate(
+    source: np.ndarray,
+    params: GenerateParams | None = None,
+    *,
+    samples: int = 1,
+    progress: ProgressCallback | None = None,
+    **overrides: Any,
+) -> list[np.ndarray]:
+    """Random samples with the patch distribution of `source` (paper section 3).
+
+    The coarsest level of the source plus N(0, sigma^2) noise is the initial guess.
+    """
+    params = _resolve(Task.generate, params, overrides)
+    source = _as_image(source, "source")
+    p = params.patch_size
+    depth = _depth(params, source.shape[:2], default=depth_for(min(source.shape[:2]), 2 * p, params.ratio))
+    pyramid = _pyramid(source, params, depth, "source")
+    stages = _stages([pyramid], params, [p.shape[:2] for p in pyramid])
+    return _sample_all(
+        params, samples, progress, stages,
+        lambda rng: pyramid[-1] + _noise(rng, params.sigma, pyramid[-1].shape),
+    )
+
+
+def retarget(
+    source: np.ndarray,
+    params: RetargetParams | None = None,
+    *,
+    samples: int = 1,
+    progress: ProgressCallback | None = None,
+    **overrides: Any,
+) -> list[np.ndarray]:
+    """Resize `source` to (height, width) keeping its patch distribution.
+
+    The resizing is gradual: at the coarsest level the guess grows or shrinks in
+    steps of at most `step` per axis, each followed by PNN iterations with the
+    completeness-favouring alpha; finer levels then add the detail.
+    """
+    params = _resolve(Task.retarget, params, overrides)
+    source = _as_image(source, "source")
+    target = (params.height, params.width)
+    extent = min(*source.shape[:2], *target)
+    depth = _depth(params, target, default=depth_for(extent, 4 * params.patch_size, params.ratio))
+    pyramid = _pyramid(source, params, depth, "source")
+    output_shapes = _output_shapes(target, params, depth, "target size")
+    stages = _stages([pyramid], params, output_shapes, start=pyramid[-1].shape[:2])
+    return _sample_all(params, samples, progress, stages, lambda rng: pyramid[-1])
+
+
+def analogy(
+    source: np.ndarray,
+    structure: np.ndarray,
+    params: AnalogyParams | None = None,
+    *,
+    samples: int = 1,
+    progress: ProgressCallback | None = None,
+    **overrides: Any,
+) -> list[np.ndarray]:
+    """The patches of `source` (A) arranged like `structure` (B): structural
+    analogy, or sketch-to-image when B is a sketch. The output has B's size."""
+    params = _resolve(Task.analogy, params, overrides)
+    source = _as_image(source, "source")
+    structure = _as_image(structure, "structure")
+    extent = min(*source.shape[:2], *structure.shape[:2])
+    depth = _depth(params, structure.shape[:2], default=depth_for(extent, 4 * params.patch_size, params.ratio))
+    pyramid = _pyramid(source, params, depth, "source")
+    output_shapes = _output_shapes(structure.shape[:2], params, depth, "structure")
+    stages = _stages([pyramid], params, output_shapes)
+    passes = stages + stages if params.refine else stages
+    return _sample_all(params, samples, progress, passes, lambda rng: structure)
+
+
+def inpaint(
+    source: np.ndarray,
+    mask: np.ndarray | None = None,
+    params: InpaintParams | None = None,
+    *,
+    samples: int = 1,
+    progress: ProgressCallback | None = None,
+    **overrides: Any,
+) -> list[np.ndarray]:
+    """Fill the hole of `source`, steered by the colour painted into it.
+
+    `mask` is a boolean (H, W) array, True in the hole; without it the hole is
+    the region of `color`. Patches that touch the hole are never keys or values.
+    Pixels outside the hole keep the input's values exactly.
+    """
+    params = _resolve(Task.inpaint, params, overrides)
+    source = _as_image(source, "source")
+    hole = _hole(source, mask, params.color)
+    rows, cols = np.nonzero(hole)
+    extent = max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)
+    p = params.patch_size
+    default = min(
+        depth_for(extent, p, params.ratio),
+        depth_for(min(source.shape[:2]), 2 * p, params.ratio),
+    )
+    depth = _depth(params, source.shape[:2], default=default)
+    pyramid = _pyramid(source, params, depth, "source")
+    holes = [resize(hole.astype(np.float32), level.shape[:2]) > 0 for level in pyramid]
+    stages = _stages([pyramid], params, [level.shape[:2] for level in pyramid], holes=[holes])
+    stages = [
+        Stage(stage.source, stage.shape, stage.iterations, Known(h[:, :, None], level))
+        for stage, h, level in zip(stages, holes[::-1], pyramid[::-1], strict=True)
+    ]
+    return _sample_all(params, samples, progress, stages, lambda rng: pyramid[-1])
+
+
+def collage(
+    sources: Sequence[np.ndarray],
+    params: CollageParams | None = None,
+    *,
+    samples: int = 1,
+    progress: ProgressCallback | None = None,
+    **overrides: Any,
+) -> list[np.ndarray]:
+    """Merge `sources` into one coherent image holding patches of all of them.
+
+    The sources are scaled to a common height and concatenated left to right;
+    that is the initial guess. Keys and values come from every source, alpha is
+    small (completeness) and a different output size is reached gradually.
+    """
+    params = _resolve(Task.collage, params, overrides)
+    if len(sources) == 0:
+        raise ValueError("`sources` must hold at least one image")
+    images = [_as_image(s, f"sources[{i}]") for i, s in enumerate(sources)]
+    height = min(image.shape[0] for image in images)
+    images = [
+        resize(image, (height, max(1, round(image.shape[1] * height / image.shape[0]))))
+        for image in images
+    ]
+    joined = np.concatenate(images, axis=1)
+    target = (params.height or joined.shape[0], params.width or joined.shape[1])
+    extent = min(height, *target)
+    depth = _depth(params, target, default=depth_for(extent, 4 * params.patch_size, params.ratio))
+    pyramids = [_pyramid(image, params, depth, f"sources[{i}]") for i, image in enumerate(images)]
+    output_shapes = _output_shapes(target, params, depth, "collage size")
+    start = level_shape(joined.shape[:2], params.ratio, depth)
+    stages = _stages(pyramids, params, output_shapes, start=start)
+    guess = resize(joined, start)
+    return _sample_all(params, samples, progress, stages, lambda rng: guess)
+
+
+def edit(
+    source: np.ndarray,
+    edited: np.ndarray,
+    params: EditParams | None = None,
+    *,
+    samples: int = 1,
+    progress: ProgressCallback | None = None,
+    **overrides: Any,
+) -> list[np.ndarray]:
+    """Make a naive edit of `source` (`edited`, same size) coherent; optional
+    noise (`sigma`) gives several solutions."""
+    params = _resolve(Task.edit, params, overrides)
+    source = _as_image(source, "source")
+    edited = _as_image(edited, "edited")
+    if edited.shape != source.shape:
+        raise ValueError(
+            f"`edited` is {edited.shape[0]}x{edited.shape[1]} but `source` is "
+            f"{source.shape[0]}x{source.shape[1]}; they must have the same size"
+        )
+    default = depth_for(min(source.shape[:2]), 4 * params.patch_size, params.ratio)
+    depth = _depth(params, source.shape[:2], default=default)
+    pyramid = _pyramid(source, params, depth, "source")
+    stages = _stages([pyramid], params, [level.shape[:2] for level in pyramid])
+    coarse_edit = resize(edited, pyramid[-1].shape[:2])
+    return _sample_all(
+        params, samples, progress, stages,
+        lambda rng: coarse_edit + _noise(rng, params.sigma, coarse_edit.shape),
+    )
+
+
+def run_task(
+    params: CommonParams,
+    inputs: Mapping[str, Any],
+    *,
+    samples: int = 1,
+    progress: ProgressCallback | None = None,
+) -> list[np.ndarray]:
+    """Run the application named by `params.task` on named `inputs`.
+
+    `inputs` holds the names of `TASK_INPUTS[task]`: images as (H, W, 3)
+    arrays, `sources` as a list of them, `mask` as a boolean (H, W) array.
+    """
+    task = Task(params.task)  # type: ignore[attr-defined]
+    for name in TASK_INPUTS[task]:
+        if name not in inputs and (task, name) not in OPTIONAL_INPUTS:
+            raise ValueError(f"task `{task}` needs the input `{name}`")
+    unknown = set(inputs) - set(TASK_INPUTS[task])
+    if unknown:
+        raise ValueError(f"task `{task}` takes no input `{sorted(unknown)[0]}`")
+    run = {
+        Task.generate: generate,
+        Task.retarget: retarget,
+        Task.analogy: analogy,
+        Task.inpaint: inpaint,
+        Task.collage: collage,
+        Task.edit: edit,
+    }[task]
+    return run(**inputs, params=params, samples=samples, progress=progress)
+
+
+def _resolve(task: Task, params: CommonParams | None, overrides: Mapping[str, Any]) -> Any:
+    if params is None:
+        return params_for(task, **overrides)
+    if overrides:
+        return params_for(task, **{**params.model_dump(exclude={"task"}), **overrides})
+    if params.task != task:  # type: ignore[attr-defined]
+        raise ValueError(f"parameters for `{params.task}` given to `{task}`")  # type: ignore[attr-defined]
+    return params
+
+
+def _as_image(image: Any, name: str) -> np.ndarray:
+    array = np.asarray(image)
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"`{name}` must be an (H, W, 3) RGB image, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"`{name}` is empty")
+    if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
+        raise ValueError(f"`{name}` must hold finite floats in [0, 1] (or uint8)")
+    if array.min() < 0.0 or array.max() > 1.0:
+        raise ValueError(f"`{name}` values must lie in [0, 1]")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _hole(source: np.ndarray, mask: Any, color: tuple[int, int, int] | None) -> np.ndarray:
+    if mask is not None:
+        hole = np.asarray(mask)
+        if hole.ndim == 3:
+            hole = hole.mean(axis=2)
+        if hole.shape != source.shape[:2]:
+            raise ValueError(
+                f"`mask` is {hole.shape[0]}x{hole.shape[1]} but `source` is "
+                f"{source.shape[0]}x{source.shape[1]}; they must have the same size"
+            )
+        hole = hole > 0.5 if hole.dtype != bool else hole
+    elif color is not None:
+        distance = np.abs(source * 255.0 - np.asarray(color, dtype=np.float32)).max(axis=2)
+        hole = distance <= COLOR_TOLERANCE
+    else:
+        raise ValueError("inpainting needs a `mask` or the `color` of the region to fill")
+    if not hole.any():
+        raise ValueError("the hole is empty: the `mask` (or `color`) marks no pixel")
+    if hole.all():
+        raise ValueError("the hole covers the whole image: nothing is left to copy from")
+    return hole
+
+
+def _depth(params: CommonParams, shape: Shape, *, default: int) -> int:
+    return default if params.depth is None else params.depth
+
+
+def _pyramid(image: np.ndarray, params: CommonParams, depth: int, name: str) -> list[np.ndarray]:
+    _check_coarsest(image.shape[:2], params, depth, name)
+    return build_pyramid(image, params.ratio, depth)
+
+
+def _output_shapes(shape: Shape, params: CommonParams, depth: int, name: str) -> list[Shape]:
+    _check_coarsest(shape, params, depth, name)
+    return [level_shape(shape, params.ratio, n) for n in range(depth + 1)]
+
+
+def _check_coarsest(shape: Shape, params: CommonParams, depth: int, name: str) -> None:
+    coarsest = level_shape(shape, params.ratio, depth)
+    if min(coarsest) < params.patch_size:
+        raise ValueError(
+            f"`{name}` of {shape[0]}x{shape[1]} pixels is too small for depth {depth} at "
+            f"ratio {params.ratio}: its coarsest level ({coarsest[0]}x{coarsest[1]}) is "
+            f"smaller than one {params.patch_size}x{params.patch_size} patch"
+        )
+
+
+def _source_levels(
+    pyramids: Sequence[list[np.ndarray]],
+    patch_size: int,
+    holes: Sequence[list[np.ndarray]] | None,
+) -> list[SourceLevel]:
+    """Keys and values of each level (finest first), pooled over all sources.
+
+    Values are the patches of a source level; keys the patches of the coarser
+    level upscaled to this size (the coarsest level is its own key).
+    """
+    depth = len(pyramids[0]) - 1
+    levels = []
+    for n in range(depth + 1):
+        keys, values = [], []
+        for s, pyramid in enumerate(pyramids):
+            shape = pyramid[n].shape[:2]
+            value = extract_patches(pyramid[n], patch_size)
+            if n == depth:
+                key = value
+            else:
+                key = extract_patches(resize(pyramid[n + 1], shape), patch_size)
+            if holes is not None:
+                hole = holes[s][n]
+                if n < depth:
+                    hole = hole | (resize(holes[s][n + 1].astype(np.float32), shape) > 0)
+                valid = patches_inside(hole, patch_size)
+                key, value = key[valid], value[valid]
+            keys.append(key)
+            values.append(value)
+        levels.append(SourceLevel(np.concatenate(keys), np.concatenate(values)))
+    return levels
+
+
+def _stages(
+    pyramids: Sequence[list[np.ndarray]],
+    params: CommonParams,
+    output_shapes: Sequence[Shape],
+    *,
+    start: Shape | None = None,
+    holes: Sequence[list[np.ndarray]] | None = None,
+) -> list[Stage]:
+    """Coarsest stage(s) first, then one stage per finer level.
+
+    With `start`, the coarsest level is reached gradually from that size.
+    """
+    levels = _source_levels(pyramids, params.patch_size, holes)
+    depth = len(levels) - 1
+    coarsest = output_shapes[depth]
+    coarse_shapes = [coarsest] if start is None else gradual_shapes(start, coarsest, params.step)  # type: ignore[attr-defined]
+    stages = [Stage(levels[depth], shape, params.coarsest_iterations) for shape in coarse_shapes]
+    stages += [
+        Stage(levels[n], output_shapes[n], params.iterations) for n in range(depth - 1, -1, -1)
+    ]
+    return stages
+
+
+def _noise(rng: np.random.Generator, sigma: float, shape: tuple[int, ...]) -> np.ndarray:
+    return (sigma * rng.standard_normal(shape)).astype(np.float32)
+
+
+def _sample_all(params, samples, progress, stages, initial_guess) -> list[np.ndarray]:
+    if samples < 1:
+        raise ValueError("`samples` must be at least 1")
+    outputs = []
+    for sample in range(samples):
+        rng = np.random.default_rng(params.seed + sample)
+
+        def report(level, levels, iteration, iterations, sample=sample):
+            if progress is not None:
+                progress(Progress(sample, samples, level, levels, iteration, iterations))
+
+        outputs.append(
+            refine(
+                initial_guess(rng),
+                stages,
+                patch_size=params.patch_size,
+                alpha=params.alpha,
+                report=report,
+            )
+        )
+    return outputs
