@@ -4,7 +4,14 @@
 >>> samples = generate(read_image("photo.jpg"), samples=4, seed=0)
 """
 
-from gpnn.core.imageio import decode_image, decode_mask, encode_png, read_image, read_mask, write_image
+from gpnn.core.imageio import (
+    decode_image,
+    decode_mask,
+    encode_png,
+    read_image,
+    read_mask,
+    write_image,
+)
 from gpnn.core.params import (
     PARAMS_BY_TASK,
     AnalogyParams,

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
 from gpnn.core.patches import extract_patches, fold, patch_grid
 from gpnn.core.pyramid import Shape, resize
 from gpnn.core.search import ExactKeys
@@ -44,7 +43,9 @@ class SourceLevel:
     Built once per level and shared by every iteration and every sample.
     """
 
-    def __init__(self, keys: np.ndarray, values: np.ndarray) -> None:
+    def __init__(
+        self, keys: np.ndarray, values: np.ndarray, *, mode: str = "exact", device: str = "cpu"
+    ) -> None:
         if len(keys) == 0:
             raise ValueError("no valid source patch at this pyramid level (hole too large?)")
         self.values = values

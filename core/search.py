@@ -100,9 +100,7 @@ def _check_pair(queries: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.n
     if queries.ndim != 2 or keys.ndim != 2:
         raise ValueError("`queries` and `keys` must be 2-D arrays (n, d) and (m, d)")
     if queries.shape[1] != keys.shape[1]:
-        raise ValueError(
-            f"`queries` have dimension {queries.shape[1]} but `keys` {keys.shape[1]}"
-        )
+        raise ValueError(f"`queries` have dimension {queries.shape[1]} but `keys` {keys.shape[1]}")
     if len(queries) == 0 or len(keys) == 0:
         raise ValueError("`queries` and `keys` must not be empty")
     return queries, keys

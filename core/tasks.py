@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
 from gpnn.core.params import (
     AnalogyParams,
     CollageParams,
@@ -57,6 +56,7 @@ def generate(
     *,
     samples: int = 1,
     progress: ProgressCallback | None = None,
+    device: str = "cpu",
     **overrides: Any,
 ) -> list[np.ndarray]:
     """Random samples with the patch distribution of `source` (paper section 3).
@@ -66,11 +66,14 @@ def generate(
     params = _resolve(Task.generate, params, overrides)
     source = _as_image(source, "source")
     p = params.patch_size
-    depth = _depth(params, source.shape[:2], default=depth_for(min(source.shape[:2]), 2 * p, params.ratio))
+    depth = _depth(params, depth_for(min(source.shape[:2]), 2 * p, params.ratio))
     pyramid = _pyramid(source, params, depth, "source")
-    stages = _stages([pyramid], params, [p.shape[:2] for p in pyramid])
+    stages = _stages([pyramid], params, device, [level.shape[:2] for level in pyramid])
     return _sample_all(
-        params, samples, progress, stages,
+        params,
+        samples,
+        progress,
+        stages,
         lambda rng: pyramid[-1] + _noise(rng, params.sigma, pyramid[-1].shape),
     )
 
@@ -81,6 +84,7 @@ def retarget(
     *,
     samples: int = 1,
     progress: ProgressCallback | None = None,
+    device: str = "cpu",
     **overrides: Any,
 ) -> list[np.ndarray]:
     """Resize `source` to (height, width) keeping its patch distribution.
@@ -93,10 +97,10 @@ def retarget(
     source = _as_image(source, "source")
     target = (params.height, params.width)
     extent = min(*source.shape[:2], *target)
-    depth = _depth(params, target, default=depth_for(extent, 4 * params.patch_size, params.ratio))
+    depth = _depth(params, depth_for(extent, 4 * params.patch_size, params.ratio))
     pyramid = _pyramid(source, params, depth, "source")
     output_shapes = _output_shapes(target, params, depth, "target size")
-    stages = _stages([pyramid], params, output_shapes, start=pyramid[-1].shape[:2])
+    stages = _stages([pyramid], params, device, output_shapes, start=pyramid[-1].shape[:2])
     return _sample_all(params, samples, progress, stages, lambda rng: pyramid[-1])
 
 
@@ -107,6 +111,7 @@ def analogy(
     *,
     samples: int = 1,
     progress: ProgressCallback | None = None,
+    device: str = "cpu",
     **overrides: Any,
 ) -> list[np.ndarray]:
     """The patches of `source` (A) arranged like `structure` (B): structural
@@ -115,10 +120,10 @@ def analogy(
     source = _as_image(source, "source")
     structure = _as_image(structure, "structure")
     extent = min(*source.shape[:2], *structure.shape[:2])
-    depth = _depth(params, structure.shape[:2], default=depth_for(extent, 4 * params.patch_size, params.ratio))
+    depth = _depth(params, depth_for(extent, 4 * params.patch_size, params.ratio))
     pyramid = _pyramid(source, params, depth, "source")
     output_shapes = _output_shapes(structure.shape[:2], params, depth, "structure")
-    stages = _stages([pyramid], params, output_shapes)
+    stages = _stages([pyramid], params, device, output_shapes)
     passes = stages + stages if params.refine else stages
     return _sample_all(params, samples, progress, passes, lambda rng: structure)
 
@@ -130,6 +135,7 @@ def inpaint(
     *,
     samples: int = 1,
     progress: ProgressCallback | None = None,
+    device: str = "cpu",
     **overrides: Any,
 ) -> list[np.ndarray]:
     """Fill the hole of `source`, steered by the colour painted into it.
@@ -148,10 +154,12 @@ def inpaint(
         depth_for(extent, p, params.ratio),
         depth_for(min(source.shape[:2]), 2 * p, params.ratio),
     )
-    depth = _depth(params, source.shape[:2], default=default)
+    depth = _depth(params, default)
     pyramid = _pyramid(source, params, depth, "source")
     holes = [resize(hole.astype(np.float32), level.shape[:2]) > 0 for level in pyramid]
-    stages = _stages([pyramid], params, [level.shape[:2] for level in pyramid], holes=[holes])
+    stages = _stages(
+        [pyramid], params, device, [level.shape[:2] for level in pyramid], holes=[holes]
+    )
     stages = [
         Stage(stage.source, stage.shape, stage.iterations, Known(h[:, :, None], level))
         for stage, h, level in zip(stages, holes[::-1], pyramid[::-1], strict=True)
@@ -165,6 +173,7 @@ def collage(
     *,
     samples: int = 1,
     progress: ProgressCallback | None = None,
+    device: str = "cpu",
     **overrides: Any,
 ) -> list[np.ndarray]:
     """Merge `sources` into one coherent image holding patches of all of them.
@@ -185,11 +194,11 @@ def collage(
     joined = np.concatenate(images, axis=1)
     target = (params.height or joined.shape[0], params.width or joined.shape[1])
     extent = min(height, *target)
-    depth = _depth(params, target, default=depth_for(extent, 4 * params.patch_size, params.ratio))
+    depth = _depth(params, depth_for(extent, 4 * params.patch_size, params.ratio))
     pyramids = [_pyramid(image, params, depth, f"sources[{i}]") for i, image in enumerate(images)]
     output_shapes = _output_shapes(target, params, depth, "collage size")
     start = level_shape(joined.shape[:2], params.ratio, depth)
-    stages = _stages(pyramids, params, output_shapes, start=start)
+    stages = _stages(pyramids, params, device, output_shapes, start=start)
     guess = resize(joined, start)
     return _sample_all(params, samples, progress, stages, lambda rng: guess)
 
@@ -201,6 +210,7 @@ def edit(
     *,
     samples: int = 1,
     progress: ProgressCallback | None = None,
+    device: str = "cpu",
     **overrides: Any,
 ) -> list[np.ndarray]:
     """Make a naive edit of `source` (`edited`, same size) coherent; optional
@@ -214,12 +224,15 @@ def edit(
             f"{source.shape[0]}x{source.shape[1]}; they must have the same size"
         )
     default = depth_for(min(source.shape[:2]), 4 * params.patch_size, params.ratio)
-    depth = _depth(params, source.shape[:2], default=default)
+    depth = _depth(params, default)
     pyramid = _pyramid(source, params, depth, "source")
-    stages = _stages([pyramid], params, [level.shape[:2] for level in pyramid])
+    stages = _stages([pyramid], params, device, [level.shape[:2] for level in pyramid])
     coarse_edit = resize(edited, pyramid[-1].shape[:2])
     return _sample_all(
-        params, samples, progress, stages,
+        params,
+        samples,
+        progress,
+        stages,
         lambda rng: coarse_edit + _noise(rng, params.sigma, coarse_edit.shape),
     )
 
@@ -230,11 +243,13 @@ def run_task(
     *,
     samples: int = 1,
     progress: ProgressCallback | None = None,
+    device: str = "cpu",
 ) -> list[np.ndarray]:
     """Run the application named by `params.task` on named `inputs`.
 
     `inputs` holds the names of `TASK_INPUTS[task]`: images as (H, W, 3)
     arrays, `sources` as a list of them, `mask` as a boolean (H, W) array.
+    `device` is "cpu", "cuda" or "auto" (the GPU when one is usable).
     """
     task = Task(params.task)  # type: ignore[attr-defined]
     for name in TASK_INPUTS[task]:
@@ -251,7 +266,7 @@ def run_task(
         Task.collage: collage,
         Task.edit: edit,
     }[task]
-    return run(**inputs, params=params, samples=samples, progress=progress)
+    return run(**inputs, params=params, samples=samples, progress=progress, device=device)
 
 
 def _resolve(task: Task, params: CommonParams | None, overrides: Mapping[str, Any]) -> Any:
@@ -304,7 +319,7 @@ def _hole(source: np.ndarray, mask: Any, color: tuple[int, int, int] | None) -> 
     return hole
 
 
-def _depth(params: CommonParams, shape: Shape, *, default: int) -> int:
+def _depth(params: CommonParams, default: int) -> int:
     return default if params.depth is None else params.depth
 
 
@@ -330,7 +345,8 @@ def _check_coarsest(shape: Shape, params: CommonParams, depth: int, name: str) -
 
 def _source_levels(
     pyramids: Sequence[list[np.ndarray]],
-    patch_size: int,
+    params: CommonParams,
+    device: str,
     holes: Sequence[list[np.ndarray]] | None,
 ) -> list[SourceLevel]:
     """Keys and values of each level (finest first), pooled over all sources.
@@ -339,6 +355,7 @@ def _source_levels(
     level upscaled to this size (the coarsest level is its own key).
     """
     depth = len(pyramids[0]) - 1
+    patch_size = params.patch_size
     levels = []
     for n in range(depth + 1):
         keys, values = [], []
@@ -357,13 +374,18 @@ def _source_levels(
                 key, value = key[valid], value[valid]
             keys.append(key)
             values.append(value)
-        levels.append(SourceLevel(np.concatenate(keys), np.concatenate(values)))
+        levels.append(
+            SourceLevel(
+                np.concatenate(keys), np.concatenate(values), mode=params.mode, device=device
+            )
+        )
     return levels
 
 
 def _stages(
     pyramids: Sequence[list[np.ndarray]],
     params: CommonParams,
+    device: str,
     output_shapes: Sequence[Shape],
     *,
     start: Shape | None = None,
@@ -373,7 +395,7 @@ def _stages(
 
     With `start`, the coarsest level is reached gradually from that size.
     """
-    levels = _source_levels(pyramids, params.patch_size, holes)
+    levels = _source_levels(pyramids, params, device, holes)
     depth = len(levels) - 1
     coarsest = output_shapes[depth]
     coarse_shapes = [coarsest] if start is None else gradual_shapes(start, coarsest, params.step)  # type: ignore[attr-defined]
