@@ -75,7 +75,7 @@ class CommonParams(BaseModel):
     @classmethod
     def _odd_patch(cls, value: int) -> int:
         if value % 2 == 0:
-            raise ValueError("`patch_size` must be odd")
+            raise ValueError("must be odd")
         return value
 
 
@@ -130,7 +130,7 @@ class InpaintParams(CommonParams):
     @classmethod
     def _color_range(cls, value: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
         if value is not None and not all(0 <= c <= 255 for c in value):
-            raise ValueError("`color` channels must lie in 0..255")
+            raise ValueError("channels must lie in 0..255")
         return value
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from gpnn.core.params import (
     AnalogyParams,
     CollageParams,

@@ -1,0 +1,3 @@
+"""`gpnn` sub-commands: evaluate."""
+
+from gpnn.cli.app import app  # noqa: F401
