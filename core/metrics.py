@@ -1,0 +1,375 @@
+"""Quality metrics of generated images that need no pretrained network.
+
+Every function takes images as float arrays (H, W, 3), RGB in [0, 1] (uint8 is
+accepted and scaled by 1/255), and returns plain floats or NumPy arrays.
+
+Patch distances are per-patch MSE: the squared L2 distance between two
+flattened ``3 * p * p`` patches divided by ``3 * p * p``, so they are in
+[0, 1] units (the same units as GPNN's `alpha`). Nearest patches are found by
+exact FAISS searches (`faiss.IndexFlatL2`), never with a full distance matrix.
+
+References
+----------
+.. [1] Shaham, Dekel, Michaeli. "SinGAN: Learning a Generative Model from a
+   Single Natural Image", ICCV 2019 (the diversity measure).
+.. [2] Simakov, Caspi, Shechtman, Irani. "Summarizing Visual Data Using
+   Bidirectional Similarity", CVPR 2008 (coherence and completeness).
+.. [3] Granot, Feinstein, Shocher, Bagon, Irani. "Drop the GAN", CVPR 2022
+   (Table 1 and Figure 10).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import faiss
+import numpy as np
+
+from gpnn.core.patches import extract_patches
+from gpnn.core.pyramid import level_shape, resize
+
+logger = logging.getLogger(__name__)
+
+# Patch size of the patch metrics (GPNN's own patch size).
+PATCH_SIZE = 7
+# Sliced Wasserstein distance: number of random directions, seed, pyramid.
+SWD_PROJECTIONS = 128
+SWD_SEED = 0
+SWD_RATIO = 0.5
+SWD_MAX_LEVELS = 4
+# Nearest-neighbour histogram: linear bins over [0, HISTOGRAM_MAX] per-patch MSE;
+# larger distances are counted in the last bin. 0.01 is an RMSE of 0.1 (25 grey levels).
+HISTOGRAM_BINS = 40
+HISTOGRAM_MAX = 0.01
+# Rows of queries per FAISS search call, which bounds FAISS's result buffers.
+SEARCH_BLOCK = 65536
+
+
+def diversity(samples: Sequence[np.ndarray], source: np.ndarray) -> float:
+    """Pixel-wise diversity of several samples of one source (SinGAN's measure).
+
+    Parameters
+    ----------
+    samples : sequence of (H, W, 3) arrays, at least two, all the size of `source`
+    source : (H, W, 3) array
+
+    Returns
+    -------
+    float
+        ``mean_xy std_i g_i(x, y) / std_xy g_src(x, y)`` where ``g`` is the grey
+        image (the mean of the three channels) and both standard deviations are
+        population ones (``ddof = 0``). 0 when all samples are identical.
+
+    Notes
+    -----
+    SinGAN [1]_ and GPNN [3]_ report this with 50 samples per image; with fewer
+    samples the estimate is noisier and slightly lower (the population std
+    of few draws underestimates the spread).
+    """
+    source = _as_image(source, "source")
+    if len(samples) < 2:
+        raise ValueError("`samples` must hold at least two images to measure diversity")
+    greys = []
+    for i, sample in enumerate(samples):
+        image = _as_image(sample, f"samples[{i}]")
+        if image.shape != source.shape:
+            raise ValueError(
+                f"`samples[{i}]` is {image.shape[0]}x{image.shape[1]} but `source` is "
+                f"{source.shape[0]}x{source.shape[1]}; diversity needs equal sizes"
+            )
+        greys.append(image.mean(axis=2, dtype=np.float64))
+    spread = np.std(np.stack(greys), axis=0).mean()
+    scale = np.std(source.mean(axis=2, dtype=np.float64))
+    if scale == 0:
+        raise ValueError("`source` is uniform (its grey standard deviation is 0)")
+    return float(spread / scale)
+
+
+def nearest_patch_distances(
+    queries: np.ndarray, keys: np.ndarray, *, patch_size: int = PATCH_SIZE
+) -> np.ndarray:
+    """Distance of every patch of `queries` to its nearest patch of `keys`.
+
+    Parameters
+    ----------
+    queries : (H, W, 3) array, the image whose patches are matched
+    keys : (H', W', 3) array, the image searched (any size)
+    patch_size : int, odd side of the square patches
+
+    Returns
+    -------
+    ((H - p + 1) * (W - p + 1),) float64
+        ``min_j |q_i - k_j|^2 / (3 p^2)`` for every patch ``q_i`` of `queries`
+        (stride 1, row-major), over all patches ``k_j`` of `keys`.
+
+    Notes
+    -----
+    The nearest key is found by an exact FAISS L2 search on mean-centred
+    float32 patches; the distance to it is then recomputed in float64, so
+    identical patches give exactly 0.
+    """
+    query_patches = _patches(queries, "queries", patch_size)
+    key_patches = _patches(keys, "keys", patch_size)
+    return _PatchIndex(key_patches).distances(query_patches)
+
+
+def coherence(output: np.ndarray, source: np.ndarray, *, patch_size: int = PATCH_SIZE) -> float:
+    """Mean over the output's patches of the MSE to their nearest source patch.
+
+    ``coherence = 1/|Y| sum_{y in Y} min_{x in X} |y - x|^2 / (3 p^2)`` with X the
+    source's and Y the output's patches (stride 1). 0 when every output patch
+    appears in the source; large when the output holds patches the source
+    lacks (artefacts). The first half of the bidirectional similarity [2]_.
+    """
+    return float(nearest_patch_distances(output, source, patch_size=patch_size).mean())
+
+
+def completeness(output: np.ndarray, source: np.ndarray, *, patch_size: int = PATCH_SIZE) -> float:
+    """Mean over the source's patches of the MSE to their nearest output patch.
+
+    ``completeness = 1/|X| sum_{x in X} min_{y in Y} |x - y|^2 / (3 p^2)``. 0 when
+    every source patch appears in the output; large when the output leaves
+    parts of the source out. The second half of the bidirectional
+    similarity [2]_ (lower is better, like coherence).
+    """
+    return float(nearest_patch_distances(source, output, patch_size=patch_size).mean())
+
+
+def patch_swd(
+    output: np.ndarray,
+    source: np.ndarray,
+    *,
+    patch_size: int = PATCH_SIZE,
+    levels: int | None = None,
+    ratio: float = SWD_RATIO,
+    projections: int = SWD_PROJECTIONS,
+    seed: int = SWD_SEED,
+) -> float:
+    """Sliced Wasserstein distance between the patch sets of two images.
+
+    Parameters
+    ----------
+    output, source : (H, W, 3) arrays (sizes may differ)
+    patch_size : int, odd side of the square patches
+    levels : int or None
+        Number of pyramid levels compared, the image itself being the first;
+        level ``l`` has size ``ceil(H r^l) x ceil(W r^l)`` (area resizing).
+        None: up to 4, as many as keep the smaller side of both images at
+        ``2 p`` pixels or more.
+    ratio : float in (0, 1), the downscale ratio between levels
+    projections : int, the number K of random directions
+    seed : int, seed of the directions (fixed, so the number is reproducible)
+
+    Returns
+    -------
+    float
+        ``SWD = 1/L sum_l 1/K sum_k 1/n sum_i |a_(i) - b_(i)|``: at every
+        level, both patch sets are projected on K unit directions drawn
+        uniformly on the sphere of dimension ``3 p^2`` (normalised Gaussians from
+        ``np.random.default_rng(seed)``, the same directions at every level), the
+        projections are sorted, and the mean absolute difference of the sorted
+        values is the 1-Wasserstein distance along that direction. When the
+        sets have different sizes both are resampled to ``n = max(|A|, |B|)``
+        quantiles at ``(i + 0.5) / n`` by linear interpolation. Units: patch
+        values in [0, 1] (not per-pixel MSE). 0 for identical images, and for
+        any rearrangement that keeps the multiset of patches.
+    """
+    output = _as_image(output, "output")
+    source = _as_image(source, "source")
+    if projections < 1:
+        raise ValueError("`projections` must be at least 1")
+    if not 0 < ratio < 1:
+        raise ValueError("`ratio` must lie in (0, 1)")
+    _check_patch_size(patch_size)
+    count = _swd_levels(output.shape[:2], source.shape[:2], patch_size, ratio, levels)
+    dim = 3 * patch_size * patch_size
+    rng = np.random.default_rng(seed)
+    directions = rng.standard_normal((dim, projections))
+    directions /= np.linalg.norm(directions, axis=0, keepdims=True)
+    directions = directions.astype(np.float32)
+    per_level = []
+    for level in range(count):
+        a = _project(_level(output, ratio, level), patch_size, directions)
+        b = _project(_level(source, ratio, level), patch_size, directions)
+        if len(a) != len(b):
+            n = max(len(a), len(b))
+            a, b = _quantiles(a, n), _quantiles(b, n)
+        per_level.append(np.abs(a - b).mean())
+    return float(np.mean(per_level))
+
+
+def nn_histogram(
+    distances: np.ndarray, *, bins: int = HISTOGRAM_BINS, max_distance: float = HISTOGRAM_MAX
+) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram of nearest-patch distances (paper Figure 10).
+
+    Parameters
+    ----------
+    distances : (n,) array of per-patch MSE, e.g. from `nearest_patch_distances`
+    bins : int, number of equal bins over ``[0, max_distance]``
+    max_distance : float, the upper edge; larger distances fall in the last bin
+
+    Returns
+    -------
+    counts : (bins,) float64, fractions of the patches (they sum to 1)
+    edges : (bins + 1,) float64, bin edges
+    """
+    distances = np.asarray(distances, dtype=np.float64).reshape(-1)
+    if distances.size == 0:
+        raise ValueError("`distances` is empty")
+    if bins < 1 or not max_distance > 0:
+        raise ValueError("`bins` must be at least 1 and `max_distance` positive")
+    edges = np.linspace(0.0, max_distance, bins + 1)
+    counts, _ = np.histogram(np.clip(distances, 0.0, max_distance), bins=edges)
+    return counts / distances.size, edges
+
+
+@dataclass(frozen=True)
+class SampleMetrics:
+    """The patch metrics of one output against its source (all lower-is-better)."""
+
+    coherence: float
+    completeness: float
+    swd: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def sample_metrics(
+    output: np.ndarray,
+    source: np.ndarray,
+    *,
+    patch_size: int = PATCH_SIZE,
+    swd_levels: int | None = None,
+    distances: np.ndarray | None = None,
+) -> SampleMetrics:
+    """Coherence, completeness and patch SWD of one output (see each function).
+
+    `distances` may pass the output's precomputed `nearest_patch_distances`
+    to the source, which are then used for the coherence.
+    """
+    if distances is None:
+        distances = nearest_patch_distances(output, source, patch_size=patch_size)
+    return SampleMetrics(
+        coherence=float(np.mean(distances)),
+        completeness=completeness(output, source, patch_size=patch_size),
+        swd=patch_swd(output, source, patch_size=patch_size, levels=swd_levels),
+    )
+
+
+def _swd_levels(
+    a: tuple[int, int], b: tuple[int, int], patch_size: int, ratio: float, levels: int | None
+) -> int:
+    smallest = min(*a, *b)
+    if smallest < patch_size:
+        raise ValueError(
+            f"an image of {smallest} pixels on a side is smaller than one "
+            f"{patch_size}x{patch_size} patch"
+        )
+
+    def fits(level: int, minimum: int) -> bool:
+        return all(min(level_shape(s, ratio, level)) >= minimum for s in (a, b))
+
+    if levels is None:
+        count = 1
+        while count < SWD_MAX_LEVELS and fits(count, 2 * patch_size):
+            count += 1
+        return count
+    if levels < 1:
+        raise ValueError("`levels` must be at least 1")
+    if not fits(levels - 1, patch_size):
+        raise ValueError(
+            f"`levels` = {levels} is too many: level {levels - 1} of a {smallest}-pixel "
+            f"side at ratio {ratio} is smaller than one {patch_size}x{patch_size} patch"
+        )
+    return levels
+
+
+def _level(image: np.ndarray, ratio: float, level: int) -> np.ndarray:
+    return resize(image, level_shape(image.shape[:2], ratio, level))
+
+
+def _project(image: np.ndarray, patch_size: int, directions: np.ndarray) -> np.ndarray:
+    """(n, K) sorted projections of the image's patches (column-wise sort)."""
+    projected = extract_patches(image, patch_size) @ directions
+    return np.sort(projected.astype(np.float64), axis=0)
+
+
+def _quantiles(sorted_values: np.ndarray, n: int) -> np.ndarray:
+    """Resample sorted columns (m, K) to n quantiles at (i + 0.5) / n."""
+    m = len(sorted_values)
+    if m == n:
+        return sorted_values
+    at = (np.arange(n) + 0.5) / n * m - 0.5  # positions in 0..m-1 units
+    base = np.arange(m)
+    return np.stack(
+        [np.interp(at, base, sorted_values[:, k]) for k in range(sorted_values.shape[1])],
+        axis=1,
+    )
+
+
+class _PatchIndex:
+    """An exact L2 index of one patch set, searched in blocks of queries."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = keys
+        self.center = keys.mean(axis=0, dtype=np.float64).astype(np.float32)
+        self.index = faiss.IndexFlatL2(keys.shape[1])
+        self.index.add(keys - self.center)
+
+    def distances(self, queries: np.ndarray) -> np.ndarray:
+        out = np.empty(len(queries), dtype=np.float64)
+        for start in range(0, len(queries), SEARCH_BLOCK):
+            block = queries[start : start + SEARCH_BLOCK]
+            _, ids = self.index.search(block - self.center, 1)
+            diff = block.astype(np.float64) - self.keys[ids[:, 0]].astype(np.float64)
+            out[start : start + len(block)] = np.einsum("ij,ij->i", diff, diff)
+        return out / queries.shape[1]
+
+
+def _patches(image: Any, name: str, patch_size: int) -> np.ndarray:
+    _check_patch_size(patch_size)
+    image = _as_image(image, name)
+    if min(image.shape[:2]) < patch_size:
+        raise ValueError(
+            f"`{name}` of {image.shape[0]}x{image.shape[1]} pixels is smaller than one "
+            f"{patch_size}x{patch_size} patch"
+        )
+    return extract_patches(image, patch_size)
+
+
+def _check_patch_size(patch_size: int) -> None:
+    if patch_size < 1 or patch_size % 2 == 0:
+        raise ValueError("`patch_size` must be a positive odd integer")
+
+
+def _as_image(image: Any, name: str) -> np.ndarray:
+    array = np.asarray(image)
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"`{name}` must be an (H, W, 3) RGB image, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"`{name}` is empty")
+    if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
+        raise ValueError(f"`{name}` must hold finite floats in [0, 1] (or uint8)")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+__all__ = [
+    "HISTOGRAM_BINS",
+    "HISTOGRAM_MAX",
+    "PATCH_SIZE",
+    "SampleMetrics",
+    "coherence",
+    "completeness",
+    "diversity",
+    "nearest_patch_distances",
+    "nn_histogram",
+    "patch_swd",
+    "sample_metrics",
+]

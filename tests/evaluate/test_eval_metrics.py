@@ -1,0 +1,185 @@
+"""gpnn.core.metrics against brute force and known answers."""
+
+import numpy as np
+import pytest
+from numpy.lib.stride_tricks import sliding_window_view
+
+from gpnn.core import metrics
+
+
+def _image(seed: int = 0, shape: tuple[int, int] = (32, 48)) -> np.ndarray:
+    """A smooth synthetic image with structure (gradients, a disk, stripes)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    r = 0.5 + 0.4 * np.sin(xx / 5.0 + seed)
+    g = 0.5 + 0.4 * np.cos(yy / 4.0) * np.sin(xx / 9.0)
+    b = ((yy - shape[0] / 2) ** 2 + (xx - shape[1] / 3) ** 2 < 60).astype(np.float32)
+    image = np.stack([r, g, 0.2 + 0.6 * b], axis=2)
+    image += rng.normal(0, 0.02, image.shape).astype(np.float32)
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+def _brute_patches(image: np.ndarray, p: int) -> np.ndarray:
+    w = sliding_window_view(image.astype(np.float64), (p, p), axis=(0, 1))
+    return w.reshape(w.shape[0] * w.shape[1], -1)
+
+
+def _brute_nn(queries: np.ndarray, keys: np.ndarray, p: int) -> np.ndarray:
+    q, k = _brute_patches(queries, p), _brute_patches(keys, p)
+    d = ((q[:, None, :] - k[None, :, :]) ** 2).mean(axis=2)
+    return d.min(axis=1)
+
+
+@pytest.mark.parametrize("p", [3, 5, 7])
+def test_nearest_patch_distances_match_brute_force(p):
+    a, b = _image(0, (20, 26)), _image(1, (18, 22))
+    got = metrics.nearest_patch_distances(a, b, patch_size=p)
+    want = _brute_nn(a, b, p)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)
+
+
+def test_coherence_and_completeness_match_brute_force():
+    out, src = _image(2, (20, 24)), _image(3, (22, 20))
+    assert metrics.coherence(out, src) == pytest.approx(_brute_nn(out, src, 7).mean(), rel=1e-5)
+    assert metrics.completeness(out, src) == pytest.approx(_brute_nn(src, out, 7).mean(), rel=1e-5)
+
+
+def test_identical_images_score_zero():
+    src = _image()
+    assert metrics.coherence(src, src) == 0.0
+    assert metrics.completeness(src, src) == 0.0
+    assert metrics.patch_swd(src, src) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_shuffled_image_is_coherent_but_not_identical():
+    """Blocks of the source swapped around: almost every output patch still
+    exists in the source (coherence near 0), but the image has changed."""
+    src = _image(4, (32, 48))
+    out = np.concatenate([src[:, 24:], src[:, :24]], axis=1)  # swap left and right halves
+    out = np.concatenate([out[16:], out[:16]], axis=0)  # and top and bottom
+    noise = np.random.default_rng(0).uniform(0, 1, src.shape).astype(np.float32)
+    assert not np.array_equal(out, src)
+    shuffled = metrics.coherence(out, src)
+    assert shuffled < 0.1 * metrics.coherence(noise, src)
+    # Only patches straddling the seams are new: at most a third of them.
+    distances = metrics.nearest_patch_distances(out, src)
+    assert np.mean(distances == 0) > 0.6
+
+
+def test_noise_image_is_far_from_source():
+    src = _image(5)
+    noise = np.random.default_rng(1).uniform(0, 1, src.shape).astype(np.float32)
+    near = src + np.random.default_rng(2).normal(0, 0.01, src.shape).astype(np.float32)
+    assert metrics.coherence(noise, src) > 0.03  # uniform noise vs smooth: ~1/12 - ...
+    assert metrics.completeness(noise, src) > 0.03
+    assert metrics.coherence(noise, src) > 50 * metrics.coherence(near, src)
+    assert metrics.patch_swd(noise, src, levels=2) > 10 * metrics.patch_swd(near, src, levels=2)
+
+
+def test_diversity_brute_force_and_known_answers():
+    src = _image(6)
+    rng = np.random.default_rng(3)
+    samples = [np.clip(src + rng.normal(0, 0.1, src.shape), 0, 1) for _ in range(4)]
+    grey = np.stack([s.mean(axis=2) for s in samples])
+    want = grey.std(axis=0).mean() / src.mean(axis=2).std()
+    assert metrics.diversity(samples, src) == pytest.approx(want, rel=1e-5)
+    assert metrics.diversity([src, src, src], src) == 0.0
+    # Two samples differing by +-d in grey everywhere: std = d at every pixel.
+    d = 0.05
+    lo, hi = np.clip(src, d, 1 - d) - d, np.clip(src, d, 1 - d) + d
+    assert metrics.diversity([lo, hi], src) == pytest.approx(d / src.mean(axis=2).std(), rel=1e-4)
+
+
+def test_diversity_rejects_bad_input():
+    src = _image()
+    with pytest.raises(ValueError, match="at least two"):
+        metrics.diversity([src], src)
+    with pytest.raises(ValueError, match="equal sizes"):
+        metrics.diversity([src, src[:-1]], src)
+    with pytest.raises(ValueError, match="uniform"):
+        flat = np.full_like(src, 0.5)
+        metrics.diversity([flat, flat], flat)
+
+
+def _brute_swd(a, b, directions):
+    pa = np.sort(_brute_patches(a, 7) @ directions, axis=0)
+    pb = np.sort(_brute_patches(b, 7) @ directions, axis=0)
+    return np.abs(pa - pb).mean()
+
+
+def test_patch_swd_matches_brute_force_on_one_level():
+    a, b = _image(7), _image(8)
+    got = metrics.patch_swd(a, b, levels=1, projections=16, seed=3)
+    directions = np.random.default_rng(3).standard_normal((147, 16))
+    directions /= np.linalg.norm(directions, axis=0)
+    assert got == pytest.approx(_brute_swd(a, b, directions), rel=1e-4)
+
+
+def test_patch_swd_is_reproducible_and_symmetric():
+    a, b = _image(9), _image(10)
+    first = metrics.patch_swd(a, b)
+    assert metrics.patch_swd(a, b) == first
+    assert metrics.patch_swd(b, a) == pytest.approx(first, rel=1e-9)
+    assert metrics.patch_swd(a, b, seed=1) != first
+
+
+def test_patch_swd_of_a_rearrangement_is_small():
+    """Swapping the halves keeps most patches: SWD well under that of noise, and
+    under that of a uniform +0.05 brightness shift (which changes every patch)."""
+    src = _image(11)
+    rolled = np.concatenate([src[:, 24:], src[:, :24]], axis=1)
+    noise = np.random.default_rng(4).uniform(0, 1, src.shape).astype(np.float32)
+    brighter = np.clip(src + 0.05, 0, 1)
+    swd = metrics.patch_swd(rolled, src, levels=1)
+    assert swd < 0.15 * metrics.patch_swd(noise, src, levels=1)
+    assert swd < 0.5 * metrics.patch_swd(brighter, src, levels=1)
+
+
+def test_patch_swd_different_sizes_uses_quantiles():
+    src = _image(12, (32, 48))
+    tiled = np.concatenate([src, src], axis=1)  # same distribution, twice as many patches
+    assert metrics.patch_swd(tiled, src, levels=1) < 0.05 * metrics.patch_swd(
+        np.full_like(src, 0.5), src, levels=1
+    )
+
+
+def test_patch_swd_levels():
+    src = _image(13, (32, 48))
+    with pytest.raises(ValueError, match="`levels`"):
+        metrics.patch_swd(src, src, levels=4)
+    assert metrics.patch_swd(src, src, levels=2) == 0.0
+
+
+def test_nn_histogram():
+    distances = np.array([0.0, 0.0, 0.001, 0.5])
+    counts, edges = metrics.nn_histogram(distances, bins=10, max_distance=0.01)
+    assert counts.sum() == pytest.approx(1.0)
+    assert counts[0] == 0.5  # the two zeros
+    assert counts[1] == 0.25  # 0.001 on the edge of bin 1
+    assert counts[-1] == 0.25  # overflow counted in the last bin
+    assert edges[0] == 0 and edges[-1] == 0.01 and len(edges) == 11
+
+
+def test_sample_metrics_bundles_the_three():
+    a, b = _image(14), _image(15)
+    m = metrics.sample_metrics(a, b, swd_levels=2)
+    assert m.coherence == pytest.approx(metrics.coherence(a, b))
+    assert m.completeness == pytest.approx(metrics.completeness(a, b))
+    assert m.swd == pytest.approx(metrics.patch_swd(a, b, levels=2))
+    assert set(m.as_dict()) == {"coherence", "completeness", "swd"}
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda s: metrics.coherence(s[:, :, :2], s), "RGB"),
+        (lambda s: metrics.coherence(s[:5, :5], s), "smaller than one"),
+        (lambda s: metrics.coherence(s, s, patch_size=4), "odd"),
+        (lambda s: metrics.patch_swd(s, s, projections=0), "projections"),
+        (lambda s: metrics.nn_histogram(np.array([])), "empty"),
+    ],
+)
+def test_bad_arguments_raise_value_error(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(_image())
