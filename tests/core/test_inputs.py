@@ -1,0 +1,158 @@
+"""Bad input gets one clear ValueError from the library (and exit 2 from the CLI)."""
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gpnn.cli import app
+from gpnn.core import (
+    decode_image,
+    edit,
+    generate,
+    inpaint,
+    params_for,
+    read_image,
+    retarget,
+    run_task,
+)
+
+
+def encode(array: np.ndarray, ext: str) -> bytes:
+    ok, buffer = cv2.imencode(ext, array)
+    assert ok
+    return buffer.tobytes()
+
+
+def test_decode_supports_grey_16bit_rgba_and_webp():
+    grey = np.full((5, 6), 128, np.uint8)
+    assert decode_image(encode(grey, ".png")).shape == (5, 6, 3)
+    deep = np.full((5, 6, 3), 65535, np.uint16)
+    np.testing.assert_allclose(decode_image(encode(deep, ".png")), 1.0)
+    rgba = np.zeros((5, 6, 4), np.uint8)  # fully transparent black: composited on white
+    np.testing.assert_allclose(decode_image(encode(rgba, ".png")), 1.0)
+    bgr = np.zeros((5, 6, 3), np.uint8)
+    bgr[:, :, 2] = 255  # red in OpenCV's BGR order
+    rgb = decode_image(encode(bgr, ".webp"))
+    assert rgb[:, :, 0].mean() > 0.9 and rgb[:, :, 2].mean() < 0.1
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [(b"", "is empty"), (b"not an image at all", "not a readable image")],
+)
+def test_decode_rejects_non_images(data, message):
+    with pytest.raises(ValueError, match=message):
+        decode_image(data)
+
+
+def test_read_image_of_a_missing_file(tmp_path):
+    with pytest.raises(ValueError, match="is not a file"):
+        read_image(tmp_path / "nothing.png")
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"patch_size": 4}, "patch_size"),
+        ({"patch_size": 99}, "patch_size"),
+        ({"alpha": 0}, "alpha"),
+        ({"ratio": 1.5}, "ratio"),
+        ({"iterations": 0}, "iterations"),
+        ({"sigma": -1}, "sigma"),
+        ({"seed": -3}, "seed"),
+        ({"mode": "quick"}, "mode"),
+        ({"colour": 1}, "colour"),
+    ],
+)
+def test_parameters_out_of_range_name_the_field(values, field):
+    with pytest.raises(ValueError, match=f"`{field}`"):
+        params_for("generate", **values)
+
+
+def test_unknown_task():
+    with pytest.raises(ValueError, match="unknown task `paint`"):
+        params_for("paint")
+
+
+def test_image_too_small_for_the_pyramid(scene):
+    with pytest.raises(ValueError, match="smaller than one 7x7 patch"):
+        generate(scene, depth=8)
+    with pytest.raises(ValueError, match="target size"):
+        retarget(scene, height=8, width=40, depth=2)
+
+
+def test_wrong_image_arrays(scene):
+    with pytest.raises(ValueError, match="must be an \\(H, W, 3\\)"):
+        generate(scene[:, :, :2])
+    with pytest.raises(ValueError, match="must lie in \\[0, 1\\]"):
+        generate(scene * 2)
+    with pytest.raises(ValueError, match="same size"):
+        edit(scene, scene[:20])
+
+
+def test_inpaint_mask_problems(scene):
+    with pytest.raises(ValueError, match="same size"):
+        inpaint(scene, np.zeros((3, 3), bool))
+    with pytest.raises(ValueError, match="marks no pixel"):
+        inpaint(scene, np.zeros(scene.shape[:2], bool))
+    with pytest.raises(ValueError, match="whole image"):
+        inpaint(scene, np.ones(scene.shape[:2], bool))
+    with pytest.raises(ValueError, match="needs a `mask` or"):
+        inpaint(scene)
+
+
+def test_run_task_checks_inputs(scene):
+    params = params_for("analogy")
+    with pytest.raises(ValueError, match="needs the input `structure`"):
+        run_task(params, {"source": scene})
+    with pytest.raises(ValueError, match="takes no input `mask`"):
+        run_task(params, {"source": scene, "structure": scene, "mask": None})
+
+
+@pytest.fixture
+def image_file(tmp_path, scene):
+    path = tmp_path / "scene.png"
+    path.write_bytes(encode((scene * 255).astype(np.uint8), ".png"))
+    return path
+
+
+runner = CliRunner()
+
+
+def test_cli_generate_writes_seeded_samples(tmp_path, image_file):
+    args = ["generate", str(image_file), "--depth", "1", "--iterations", "1", "--patch-size", "5"]
+    result = runner.invoke(app, [*args, "--samples", "2", "--seed", "7", "-o", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    written = sorted((tmp_path / "a").iterdir())
+    assert [p.name for p in written] == ["scene-generate-7.png", "scene-generate-8.png"]
+    again = runner.invoke(app, [*args, "--seed", "8", "-o", str(tmp_path / "b")])
+    assert again.exit_code == 0
+    assert (tmp_path / "b" / "scene-generate-8.png").read_bytes() == written[1].read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "{missing}"], "is not a file"),
+        (["generate", "{text}"], "not a readable image"),
+        (["generate", "{image}", "--patch-size", "6"], "`patch_size`: must be odd"),
+        (["generate", "{image}", "--depth", "9"], "smaller than one"),
+        (["retarget", "{image}", "--width", "30"], "`height`"),
+        (["inpaint", "{image}", "--mask", "{small_mask}"], "same size"),
+        (["edit", "{image}", "{text}"], "not a readable image"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, image_file, args, message):
+    text = tmp_path / "notes.png"
+    text.write_text("hello")
+    small_mask = tmp_path / "mask.png"
+    small_mask.write_bytes(encode(np.full((4, 4), 255, np.uint8), ".png"))
+    paths = {"missing": tmp_path / "nope.png", "text": text, "image": image_file}
+    paths["small_mask"] = small_mask
+    argv = [a.format(**paths) for a in args] + ["-o", str(tmp_path / "out")]
+    result = runner.invoke(app, argv)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gpnn: error:") and message in lines[0]
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,160 @@
+"""The PNN loop against an independent brute-force NumPy reference, and the
+properties every application must have."""
+
+import math
+
+import numpy as np
+import pytest
+
+from gpnn.core import (
+    analogy,
+    collage,
+    edit,
+    generate,
+    inpaint,
+    retarget,
+)
+from gpnn.core.patches import extract_patches
+from gpnn.core.pnn import SourceLevel, Stage, refine
+
+
+def reference_pnn_step(guess, key_image, value_image, p, alpha, valid=None):
+    """One PNN iteration written from the paper, with loops and a full matrix."""
+    h, w, _ = guess.shape
+
+    def patches(img):
+        hh, ww, _ = img.shape
+        return np.array(
+            [
+                img[i : i + p, j : j + p].astype(np.float64)
+                for i in range(hh - p + 1)
+                for j in range(ww - p + 1)
+            ]
+        )
+
+    q = patches(guess)
+    k = patches(key_image)
+    v = patches(value_image)
+    if valid is not None:
+        k, v = k[valid], v[valid]
+    d = ((q[:, None] - k[None]) ** 2).reshape(len(q), len(k), -1).mean(-1)
+    score = d if math.isinf(alpha) else d / (alpha + d.min(axis=0, keepdims=True))
+    chosen = score.argmin(axis=1)
+    g = np.linspace(-1, 1, p)
+    g = np.exp(-0.5 * (g / 1.7) ** 2)
+    weight = np.outer(g, g)
+    total = np.zeros((h, w, 3))
+    norm = np.zeros((h, w, 1))
+    n = 0
+    for i in range(h - p + 1):
+        for j in range(w - p + 1):
+            total[i : i + p, j : j + p] += weight[:, :, None] * v[chosen[n]]
+            norm[i : i + p, j : j + p] += weight[:, :, None]
+            n += 1
+    return total / norm
+
+
+@pytest.mark.parametrize("alpha", [math.inf, 5e-3])
+def test_refine_matches_bruteforce_reference(make_scene, alpha):
+    p = 5
+    value_image = make_scene(18, 22, seed=1)
+    key_image = np.clip(value_image + 0.02, 0, 1).astype(np.float32)  # a "blurry" key image
+    guess = make_scene(16, 20, seed=2)
+    level = SourceLevel(extract_patches(key_image, p), extract_patches(value_image, p))
+    stages = [Stage(level, (16, 20), 2)]
+
+    ours = refine(guess, stages, patch_size=p, alpha=alpha)
+
+    expected = guess
+    for _ in range(2):
+        expected = reference_pnn_step(expected, key_image, value_image, p, alpha)
+    np.testing.assert_allclose(ours, expected, atol=1e-5)
+
+
+def fast_params(**extra):
+    return {"patch_size": 5, "iterations": 2, **extra}
+
+
+def test_generate_shape_range_determinism_and_diversity(scene):
+    a = generate(scene, samples=2, seed=3, depth=2, **fast_params())
+    again = generate(scene, samples=1, seed=3, depth=2, **fast_params())
+    other = generate(scene, samples=1, seed=4, depth=2, **fast_params())
+    assert a[0].shape == scene.shape and a[0].dtype == np.float32
+    assert a[0].min() >= 0.0 and a[0].max() <= 1.0
+    assert a[0].tobytes() == again[0].tobytes()
+    assert a[1].tobytes() == other[0].tobytes()  # sample i uses seed + i
+    assert np.abs(a[0] - a[1]).mean() > 0.01
+
+
+def test_generate_output_is_made_of_source_patches(scene):
+    out = generate(scene, seed=0, depth=2, **fast_params())[0]
+    source_patches = extract_patches(scene, 5)
+    out_patches = extract_patches(out, 5)
+    # Nearest source patch of each output patch, brute force.
+    d = ((out_patches[:, None] - source_patches[None]) ** 2).mean(-1).min(1)
+    noise = extract_patches(np.random.default_rng(0).random(scene.shape, np.float32), 5)
+    d_noise = ((noise[:200, None] - source_patches[None]) ** 2).mean(-1).min(1)
+    assert d.mean() < 0.1 * d_noise.mean()
+
+
+@pytest.mark.parametrize(("height", "width"), [(30, 80), (56, 40), (20, 30)])
+def test_retarget_reaches_the_target_size(scene, height, width):
+    out = retarget(scene, height=height, width=width, depth=1, **fast_params())[0]
+    assert out.shape == (height, width, 3)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_inpaint_keeps_outside_and_fills_hole_with_source_like_patches(make_scene):
+    image = make_scene(48, 60, seed=5)
+    hole = np.zeros(image.shape[:2], bool)
+    hole[18:30, 22:36] = True
+    painted = image.copy()
+    painted[hole] = (0.1, 0.8, 0.1)
+    out = inpaint(painted, hole, depth=1, **fast_params())[0]
+    np.testing.assert_array_equal(out[~hole], painted[~hole])
+    # The hole no longer holds the flat painted colour, but texture from the image.
+    assert out[hole].std(axis=0).mean() > 0.02
+    assert np.abs(out[hole] - painted[hole]).mean() > 0.05
+
+
+def test_inpaint_finds_the_hole_by_colour(make_scene):
+    image = make_scene(48, 60, seed=6)
+    painted = image.copy()
+    painted[10:20, 10:24] = (1.0, 0.0, 1.0)
+    out = inpaint(painted, color=(255, 0, 255), depth=1, **fast_params())[0]
+    outside = np.ones(image.shape[:2], bool)
+    outside[10:20, 10:24] = False
+    np.testing.assert_array_equal(out[outside], painted[outside])
+    magenta = np.all(np.abs(out[10:20, 10:24] - (1.0, 0.0, 1.0)) < 0.05, axis=2)
+    assert magenta.mean() < 0.2
+
+
+def test_collage_holds_patches_of_every_source(make_scene):
+    red = make_scene(30, 32, seed=7) * np.array([1.0, 0.3, 0.3], np.float32)
+    blue = make_scene(30, 36, seed=8) * np.array([0.3, 0.3, 1.0], np.float32)
+    out = collage([red, blue], depth=1, **fast_params())[0]
+    assert out.shape == (30, 68, 3)
+    out_patches = extract_patches(out, 5)
+    for source in (red, blue):
+        source_patches = extract_patches(source, 5)
+        # Completeness: each source's patches are found in the output.
+        d = ((source_patches[:, None] - out_patches[None]) ** 2).mean(-1).min(1)
+        assert d.mean() < 0.01
+
+
+def test_analogy_follows_the_structure_layout(make_scene):
+    source = make_scene(40, 40, seed=9)
+    structure = np.zeros((36, 44, 3), np.float32)
+    structure[:, 22:] = 1.0  # dark left half, bright right half
+    out = analogy(source, structure, depth=1, **fast_params())[0]
+    assert out.shape == structure.shape
+    grey = out.mean(axis=2)
+    assert grey[:, 28:].mean() > grey[:, :16].mean() + 0.2
+
+
+def test_edit_keeps_the_edited_layout(make_scene):
+    source = make_scene(40, 52, seed=10)
+    edited = source.copy()
+    edited[:, :26], edited[:, 26:] = source[:, 26:], source[:, :26]  # swap the halves
+    out = edit(source, edited, depth=1, **fast_params())[0]
+    assert np.abs(out - edited).mean() < np.abs(out - source).mean()
