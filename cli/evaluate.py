@@ -1,3 +1,212 @@
-"""`gpnn` sub-commands: evaluate."""
+"""`gpnn eval` and `gpnn eval-dataset`: measure generated images, write reports.
 
-from gpnn.cli.app import app  # noqa: F401
+The generation options of `eval-dataset` are built from `GenerateParams`, as
+for `gpnn generate`, so the two commands cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from tqdm import tqdm
+
+from gpnn.cli.app import app
+from gpnn.cli.engine import _param_parameters
+from gpnn.core import Progress, Task, params_for, read_image
+from gpnn.core.metrics import PATCH_SIZE, diversity, nearest_patch_distances, sample_metrics
+from gpnn.evaluate import report as report_module
+from gpnn.evaluate.runner import find_images, local_generator, run_dataset, write_files
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"gpnn: error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command("eval")
+def eval_command(
+    source: Annotated[Path, typer.Argument(help="The source image the outputs were made from.")],
+    outputs: Annotated[list[Path], typer.Argument(help="Generated images to measure.")],
+    patch_size: Annotated[
+        int, typer.Option(min=3, help="Side of the patches of the patch metrics.")
+    ] = PATCH_SIZE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Print diversity, coherence, completeness and patch SWD of OUTPUTS against SOURCE.
+
+    Coherence, completeness and SWD are per output (lower is better); diversity
+    needs two or more outputs of SOURCE's size.
+    """
+    try:
+        image = read_image(source)
+        samples = [read_image(path) for path in outputs]
+        rows = []
+        for path, sample in tqdm(
+            list(zip(outputs, samples, strict=True)), unit="image", disable=None, file=sys.stderr
+        ):
+            distances = nearest_patch_distances(sample, image, patch_size=patch_size)
+            metrics = sample_metrics(sample, image, patch_size=patch_size, distances=distances)
+            rows.append({"output": str(path), **metrics.as_dict()})
+        same_size = all(s.shape == image.shape for s in samples)
+        value = diversity(samples, image) if len(samples) >= 2 and same_size else None
+    except ValueError as error:
+        _fail(str(error))
+    mean = {
+        key: sum(row[key] for row in rows) / len(rows)
+        for key in ("coherence", "completeness", "swd")
+    }
+    if as_json:
+        document = {"source": str(source), "diversity": value, "mean": mean, "outputs": rows}
+        typer.echo(json.dumps(document, indent=2))
+        return
+    width = max(len("mean"), *(len(row["output"]) for row in rows))
+    typer.echo(f"{'output':<{width}}  {'coherence':>10}  {'completeness':>12}  {'patch SWD':>9}")
+    for row in [*rows, {"output": "mean", **mean}]:
+        typer.echo(
+            f"{row['output']:<{width}}  {row['coherence']:>10.5f}  "
+            f"{row['completeness']:>12.5f}  {row['swd']:>9.4f}"
+        )
+    reason = "needs 2+ outputs of the source's size"
+    typer.echo(f"diversity: {reason if value is None else f'{value:.4f}'}")
+
+
+DATASET_OPTIONS = [
+    inspect.Parameter(
+        "samples",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=50,
+        annotation=Annotated[
+            int, typer.Option(min=1, help="Samples per image (the paper uses 50).")
+        ],
+    ),
+    inspect.Parameter(
+        "out",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=Path("gpnn-eval"),
+        annotation=Annotated[Path, typer.Option("--out", "-o", help="Report folder.")],
+    ),
+    inspect.Parameter(
+        "limit",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            int | None, typer.Option(min=1, help="Only the first N images (natural order).")
+        ],
+    ),
+    inspect.Parameter(
+        "thumbnails",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=report_module.THUMBNAILS,
+        annotation=Annotated[int, typer.Option(min=0, help="Samples shown per image.")],
+    ),
+    inspect.Parameter(
+        "title",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[str | None, typer.Option(help="Report heading (default: DIR).")],
+    ),
+    inspect.Parameter(
+        "server",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(help="Base URL of a gpnn service to generate on (default: locally)."),
+        ],
+    ),
+    inspect.Parameter(
+        "device",
+        inspect.Parameter.KEYWORD_ONLY,
+        default="cpu",
+        annotation=Annotated[str, typer.Option(help="cpu, cuda or auto (local runs).")],
+    ),
+]
+
+
+def eval_dataset(directory: Path, **arguments: Any) -> None:
+    samples = arguments.pop("samples")
+    out = arguments.pop("out")
+    limit = arguments.pop("limit")
+    thumbnails = arguments.pop("thumbnails")
+    title = arguments.pop("title") or f"GPNN evaluation of {directory}"
+    server = arguments.pop("server")
+    device = arguments.pop("device")
+    values = {k: v for k, v in arguments.items() if v is not None}
+    try:
+        params = params_for(Task.generate, **values)
+        sources = find_images(directory, limit=limit)
+        if server is not None:
+            from gpnn.evaluate.remote import remote_generator
+
+            generator = remote_generator(server)
+        else:
+            generator = None
+    except ValueError as error:
+        _fail(str(error))
+    settings = {
+        **params.model_dump(mode="json", exclude={"task"}),
+        "samples": samples,
+        "images": len(sources),
+        "where": server or "local",
+        "command": shlex.join(["gpnn", "eval-dataset", *sys.argv[2:]]),
+    }
+    bar = tqdm(total=len(sources) * samples, unit="sample", disable=None, file=sys.stderr)
+
+    def progress(event: Progress) -> None:
+        bar.set_postfix_str(f"level {event.level + 1}/{event.levels}")
+        if event.level == event.levels - 1 and event.iteration == event.iterations - 1:
+            bar.update(1)
+
+    if generator is None:
+        generator = local_generator(progress, device=device)
+    entries = []
+    start = time.perf_counter()
+    try:
+        for entry in run_dataset(
+            sources, params, samples=samples, generator=generator, thumbnails=thumbnails
+        ):
+            entries.append(entry)
+            bar.set_description(entry.evaluation.name)
+            # Rewritten after every image, so a long run can be looked at as it goes.
+            files = report_module.write_report(entries, title=title, settings=settings)
+            write_files(files, out)
+    except ValueError as error:
+        bar.close()
+        _fail(str(error))
+    bar.close()
+    average = report_module.averages([e.evaluation for e in entries])
+    typer.echo(
+        f"{len(entries)} images, {samples} samples each, in {time.perf_counter() - start:.0f} s: "
+        + ", ".join(
+            f"{key} {average[key]:.4f}"
+            for key in report_module.METRIC_COLUMNS
+            if average[key] is not None
+        )
+    )
+    typer.echo(str(out / "index.html"))
+
+
+eval_dataset.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        inspect.Parameter(
+            "directory",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[Path, typer.Argument(help="Folder of source images.")],
+        ),
+        *_param_parameters(Task.generate),
+        *DATASET_OPTIONS,
+    ]
+)
+
+app.command(
+    "eval-dataset",
+    help="Generate --samples images of every image of DIRECTORY, measure them and write "
+    "a report (index.html, report.md, metrics.json/csv, contact_sheet.png) to --out.",
+)(eval_dataset)

@@ -1,0 +1,500 @@
+"""Evaluation report of a set of generated images: numbers and pictures.
+
+Two calls make a report from any source of samples (the local runner, the CLI,
+a service batch)::
+
+    entries = [build_entry(name, source, samples, runtime_s=seconds) for ...]
+    files = write_report(entries, settings=params.model_dump(mode="json"))
+    # files: {"index.html": b"...", "report.md": b"...", "metrics.json": ..., ...}
+
+`write_report` returns file names (relative, "/"-separated) mapped to their
+bytes, so the caller decides where they go (a folder, an object store).
+Pictures are PNGs drawn with OpenCV; no plotting library is needed.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from gpnn.core.imageio import encode_png
+from gpnn.core.metrics import (
+    HISTOGRAM_BINS,
+    HISTOGRAM_MAX,
+    PATCH_SIZE,
+    SampleMetrics,
+    diversity,
+    nearest_patch_distances,
+    nn_histogram,
+    sample_metrics,
+)
+from gpnn.core.pyramid import resize
+
+logger = logging.getLogger(__name__)
+
+# Samples shown per image (thumbnails and contact sheet); metrics use them all.
+THUMBNAILS = 8
+# Height in pixels of the pictures in the contact sheet.
+SHEET_HEIGHT = 120
+# Histogram plot size in pixels.
+PLOT_SIZE = (180, 300)
+
+METRIC_COLUMNS = ("diversity", "coherence", "completeness", "swd")
+
+
+@dataclass(frozen=True)
+class ImageEvaluation:
+    """The metrics of the samples of one source image.
+
+    `coherence`, `completeness` and `swd` are means over the samples (see
+    `gpnn.core.metrics`); `diversity` is None with fewer than two samples or
+    samples of another size than the source; `histogram` holds the fractions
+    of all samples' patches in each nearest-neighbour distance bin
+    (`HISTOGRAM_BINS` bins over [0, `HISTOGRAM_MAX`]). `runtime_s` is the
+    generation time of all samples (None when unknown).
+    """
+
+    name: str
+    height: int
+    width: int
+    samples: int
+    diversity: float | None
+    coherence: float
+    completeness: float
+    swd: float
+    per_sample: tuple[SampleMetrics, ...]
+    histogram: tuple[float, ...]
+    runtime_s: float | None = None
+    eval_s: float = 0.0
+
+    @property
+    def runtime_per_sample_s(self) -> float | None:
+        return None if self.runtime_s is None else self.runtime_s / self.samples
+
+    def summary(self) -> dict[str, Any]:
+        """The row of this image in the report's tables (JSON-ready)."""
+        return {
+            "name": self.name,
+            "size": f"{self.height}x{self.width}",
+            "samples": self.samples,
+            "diversity": self.diversity,
+            "coherence": self.coherence,
+            "completeness": self.completeness,
+            "swd": self.swd,
+            "runtime_s": self.runtime_s,
+            "runtime_per_sample_s": self.runtime_per_sample_s,
+        }
+
+
+@dataclass
+class ReportEntry:
+    """One image of a report: its evaluation and the pictures to show."""
+
+    evaluation: ImageEvaluation
+    source: np.ndarray
+    shown: list[np.ndarray] = field(default_factory=list)
+
+
+def evaluate_image(
+    name: str,
+    source: np.ndarray,
+    samples: Sequence[np.ndarray],
+    *,
+    runtime_s: float | None = None,
+    patch_size: int = PATCH_SIZE,
+) -> ImageEvaluation:
+    """Every metric of `samples` (generated from `source`), see `ImageEvaluation`."""
+    if len(samples) == 0:
+        raise ValueError(f"`{name}` has no samples to evaluate")
+    start = time.perf_counter()
+    per_sample = []
+    counts = np.zeros(HISTOGRAM_BINS)
+    for sample in samples:
+        distances = nearest_patch_distances(sample, source, patch_size=patch_size)
+        per_sample.append(
+            sample_metrics(sample, source, patch_size=patch_size, distances=distances)
+        )
+        counts += nn_histogram(distances)[0] * distances.size
+    same_size = all(s.shape == source.shape for s in samples)
+    value = diversity(samples, source) if len(samples) >= 2 and same_size else None
+    return ImageEvaluation(
+        name=name,
+        height=int(source.shape[0]),
+        width=int(source.shape[1]),
+        samples=len(samples),
+        diversity=value,
+        coherence=float(np.mean([m.coherence for m in per_sample])),
+        completeness=float(np.mean([m.completeness for m in per_sample])),
+        swd=float(np.mean([m.swd for m in per_sample])),
+        per_sample=tuple(per_sample),
+        histogram=tuple(float(c) for c in counts / counts.sum()),
+        runtime_s=runtime_s,
+        eval_s=time.perf_counter() - start,
+    )
+
+
+def build_entry(
+    name: str,
+    source: np.ndarray,
+    samples: Sequence[np.ndarray],
+    *,
+    runtime_s: float | None = None,
+    thumbnails: int = THUMBNAILS,
+    patch_size: int = PATCH_SIZE,
+) -> ReportEntry:
+    """Evaluate `samples` of `source` and keep the first `thumbnails` to show.
+
+    Images are float (H, W, 3) RGB in [0, 1] (or uint8). `name` labels the
+    image in the report (its file names are derived from it).
+    """
+    source = _float_image(source)
+    samples = [_float_image(s) for s in samples]
+    evaluation = evaluate_image(name, source, samples, runtime_s=runtime_s, patch_size=patch_size)
+    return ReportEntry(evaluation, source, list(samples[:thumbnails]))
+
+
+def averages(evaluations: Sequence[ImageEvaluation]) -> dict[str, Any]:
+    """The mean over images of every metric (diversity over the images that have one)."""
+    row: dict[str, Any] = {"name": "average", "images": len(evaluations)}
+    for key in METRIC_COLUMNS:
+        values = [getattr(e, key) for e in evaluations if getattr(e, key) is not None]
+        row[key] = float(np.mean(values)) if values else None
+    row["samples"] = int(sum(e.samples for e in evaluations))
+    runtimes = [e.runtime_s for e in evaluations if e.runtime_s is not None]
+    row["runtime_s"] = float(np.sum(runtimes)) if runtimes else None
+    per_sample = [e.runtime_per_sample_s for e in evaluations if e.runtime_s is not None]
+    row["runtime_per_sample_s"] = float(np.mean(per_sample)) if per_sample else None
+    return row
+
+
+def write_report(
+    entries: Sequence[ReportEntry],
+    *,
+    title: str = "GPNN evaluation",
+    settings: Mapping[str, Any] | None = None,
+) -> dict[str, bytes]:
+    """Render the report of `entries` as files.
+
+    Parameters
+    ----------
+    entries : sequence of `ReportEntry` (see `build_entry`), in display order
+    title : str, the heading of the pages
+    settings : mapping, shown in the report and stored in metrics.json
+        (e.g. the generation parameters, the command line)
+
+    Returns
+    -------
+    dict[str, bytes]
+        File name (relative path, "/"-separated) to content:
+
+        - ``index.html``: tables and, per image, the source then its samples
+          side by side, with its nearest-neighbour histogram;
+        - ``report.md``: the same as Markdown;
+        - ``metrics.json``: settings, average, per-image and per-sample numbers;
+        - ``metrics.csv``: one row per image, then the average;
+        - ``contact_sheet.png``: every image's row (source, samples,
+          histogram) in one picture;
+        - ``images/<name>/source.png``, ``images/<name>/sample-<i>.png``,
+          ``images/<name>/histogram.png``, and ``histogram.png`` (all images).
+    """
+    if len(entries) == 0:
+        raise ValueError("`entries` is empty: nothing to report")
+    settings = dict(settings or {})
+    evaluations = [entry.evaluation for entry in entries]
+    slugs = _unique_slugs([e.name for e in evaluations])
+    files: dict[str, bytes] = {}
+    for entry, slug in zip(entries, slugs, strict=True):
+        folder = f"images/{slug}"
+        files[f"{folder}/source.png"] = encode_png(entry.source)
+        for i, sample in enumerate(entry.shown):
+            files[f"{folder}/sample-{i}.png"] = encode_png(sample)
+        files[f"{folder}/histogram.png"] = _png_bgr(
+            _histogram_plot(entry.evaluation.histogram, entry.evaluation.name)
+        )
+    overall = np.average(
+        [e.histogram for e in evaluations], axis=0, weights=[e.samples for e in evaluations]
+    )
+    files["histogram.png"] = _png_bgr(_histogram_plot(overall, "all images"))
+    files["contact_sheet.png"] = _png_bgr(_contact_sheet(entries))
+    average = averages(evaluations)
+    files["metrics.json"] = _json(title, settings, evaluations, average)
+    files["metrics.csv"] = _csv(evaluations, average)
+    files["index.html"] = _html(title, settings, entries, slugs, average).encode()
+    files["report.md"] = _markdown(title, settings, entries, slugs, average).encode()
+    return files
+
+
+# --- tables -----------------------------------------------------------------
+
+HEADERS = {
+    "name": "image",
+    "size": "size",
+    "samples": "samples",
+    "diversity": "diversity",
+    "coherence": "coherence",
+    "completeness": "completeness",
+    "swd": "patch SWD",
+    "runtime_per_sample_s": "s / sample",
+}
+
+LEGEND = (
+    "diversity: mean over pixels of the std of the grey samples / std of the grey source "
+    "(SinGAN); coherence: mean MSE of output patches to their nearest source patch; "
+    "completeness: mean MSE of source patches to their nearest output patch "
+    f"({PATCH_SIZE}x{PATCH_SIZE} patches, values in [0, 1], lower is better); patch SWD: "
+    "sliced Wasserstein-1 distance between the 7x7 patch sets, mean over up to 4 pyramid "
+    "levels (ratio 0.5), 128 fixed-seed projections (lower is better); s / sample: "
+    "generation time per sample. Histogram: nearest-source-patch MSE of all output patches, "
+    f"{HISTOGRAM_BINS} bins over [0, {HISTOGRAM_MAX}], the last bin holding larger distances."
+)
+
+
+def _format(key: str, value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if key in ("coherence", "completeness"):
+        return f"{value:.5f}"
+    if key in ("diversity", "swd"):
+        return f"{value:.4f}"
+    if key in ("runtime_s", "runtime_per_sample_s"):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def _rows(evaluations: Sequence[ImageEvaluation], average: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for row in [e.summary() for e in evaluations] + [{**average, "size": ""}]:
+        rows.append([_format(key, row.get(key)) for key in HEADERS])
+    return rows
+
+
+def _json(title, settings, evaluations, average) -> bytes:
+    document = {
+        "title": title,
+        "settings": settings,
+        "average": average,
+        "images": [
+            {
+                **e.summary(),
+                "eval_s": e.eval_s,
+                "per_sample": [m.as_dict() for m in e.per_sample],
+                "histogram": {"max": HISTOGRAM_MAX, "fractions": list(e.histogram)},
+            }
+            for e in evaluations
+        ],
+    }
+    return json.dumps(document, indent=2, default=str).encode()
+
+
+def _csv(evaluations, average) -> bytes:
+    columns = ["name", "size", "samples", *METRIC_COLUMNS, "runtime_s", "runtime_per_sample_s"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in [e.summary() for e in evaluations] + [{**average, "size": ""}]:
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in columns})
+    return buffer.getvalue().encode()
+
+
+def _markdown(title, settings, entries, slugs, average) -> str:
+    evaluations = [e.evaluation for e in entries]
+    lines = [f"# {title}", ""]
+    if settings:
+        lines += ["Settings: " + ", ".join(f"`{k}={v}`" for k, v in settings.items()), ""]
+    lines += [
+        "| " + " | ".join(HEADERS.values()) + " |",
+        "|" + "|".join("---" if k in ("name", "size") else "---:" for k in HEADERS) + "|",
+    ]
+    rows = _rows(evaluations, average)
+    rows[-1][0] = "**average**"
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["", LEGEND, "", "![contact sheet](contact_sheet.png)", ""]
+    for entry, slug in zip(entries, slugs, strict=True):
+        e = entry.evaluation
+        pictures = ["source.png"] + [f"sample-{i}.png" for i in range(len(entry.shown))]
+        lines += [f"## {e.name}", ""]
+        lines += [" ".join(f"![{p}](images/{slug}/{p})" for p in pictures), ""]
+        lines += [f"![histogram](images/{slug}/histogram.png)", ""]
+    return "\n".join(lines)
+
+
+def _html(title, settings, entries, slugs, average) -> str:
+    evaluations = [e.evaluation for e in entries]
+    esc = html.escape
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(title)}</title>",
+        "<style>body{font-family:sans-serif;margin:1.5em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"
+        "td.n{text-align:right;font-variant-numeric:tabular-nums}tr.avg{font-weight:bold}"
+        ".strip{display:flex;gap:4px;align-items:flex-end;flex-wrap:wrap}"
+        ".strip figure{margin:0}.strip img{height:128px;image-rendering:auto}"
+        ".strip figcaption{font-size:11px;color:#555}.src img{outline:3px solid #c33}"
+        ".legend{max-width:60em;font-size:13px;color:#444}</style>",
+        "</head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
+    if settings:
+        items = ", ".join(f"<code>{esc(str(k))}={esc(str(v))}</code>" for k, v in settings.items())
+        parts.append(f"<p>Settings: {items}</p>")
+    parts.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in HEADERS.values()))
+    rows = _rows(evaluations, average)
+    for i, row in enumerate(rows):
+        last = i == len(rows) - 1
+        name = row[0] if last else f'<a href="#{slugs[i]}">{esc(row[0])}</a>'
+        cells = [f"<td>{name}</td>", f"<td>{esc(row[1])}</td>"]
+        cells += [f'<td class="n">{esc(c)}</td>' for c in row[2:]]
+        parts.append(f"<tr{' class=avg' if last else ''}>" + "".join(cells) + "</tr>")
+    parts += [
+        "</table>",
+        f'<p class="legend">{esc(LEGEND)}</p>',
+        '<p><img src="histogram.png" alt="histogram of all images"></p>',
+    ]
+    for entry, slug in zip(entries, slugs, strict=True):
+        e = entry.evaluation
+        parts.append(f'<h2 id="{slug}">{esc(e.name)}</h2><div class="strip">')
+        parts.append(_figure(f"images/{slug}/source.png", "source", "src"))
+        for i, metrics in enumerate(e.per_sample[: len(entry.shown)]):
+            caption = f"#{i} coh {metrics.coherence:.4f} swd {metrics.swd:.3f}"
+            parts.append(_figure(f"images/{slug}/sample-{i}.png", caption))
+        parts.append(_figure(f"images/{slug}/histogram.png", "NN distance histogram"))
+        parts.append("</div>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _figure(src: str, caption: str, css: str = "") -> str:
+    css_class = f' class="{css}"' if css else ""
+    return (
+        f'<figure{css_class}><a href="{src}"><img src="{src}" alt="{html.escape(caption)}">'
+        f"</a><figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def _unique_slugs(names: Sequence[str]) -> list[str]:
+    slugs, seen = [], set()
+    for name in names:
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "image"
+        base, n = slug, 1
+        while slug in seen:
+            n += 1
+            slug = f"{base}-{n}"
+        seen.add(slug)
+        slugs.append(slug)
+    return slugs
+
+
+# --- pictures (BGR uint8, drawn with OpenCV) ---------------------------------
+
+
+def _float_image(image: np.ndarray) -> np.ndarray:
+    array = np.asarray(image)
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _bgr(image: np.ndarray) -> np.ndarray:
+    rgb = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+
+
+def _png_bgr(image: np.ndarray) -> bytes:
+    ok, buffer = cv2.imencode(".png", image)
+    if not ok:
+        raise ValueError("could not encode a report picture as PNG")
+    return buffer.tobytes()
+
+
+def _text(canvas, text, origin, scale=0.4, color=(40, 40, 40)) -> None:
+    cv2.putText(canvas, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 1, cv2.LINE_AA)
+
+
+def _histogram_plot(fractions: Sequence[float], label: str) -> np.ndarray:
+    """Bar plot of histogram fractions over [0, HISTOGRAM_MAX] as a BGR picture."""
+    height, width = PLOT_SIZE
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
+    left, right, top, bottom = 38, 8, 18, 30
+    plot_w, plot_h = width - left - right, height - top - bottom
+    fractions = np.asarray(fractions, dtype=np.float64)
+    peak = max(float(fractions.max()), 1e-9)
+    bar = plot_w / len(fractions)
+    for i, value in enumerate(fractions):
+        x0 = left + round(i * bar)
+        x1 = left + round((i + 1) * bar) - 1
+        y0 = top + plot_h - round(value / peak * plot_h)
+        color = (70, 70, 200) if i == len(fractions) - 1 else (180, 110, 60)
+        cv2.rectangle(canvas, (x0, y0), (max(x0, x1), top + plot_h), color, -1)
+    cv2.line(canvas, (left, top + plot_h), (left + plot_w, top + plot_h), (0, 0, 0), 1)
+    cv2.line(canvas, (left, top), (left, top + plot_h), (0, 0, 0), 1)
+    _text(canvas, f"{peak:.2f}", (2, top + 8), 0.35)
+    _text(canvas, "0", (26, top + plot_h), 0.35)
+    _text(canvas, "0", (left - 3, top + plot_h + 12), 0.35)
+    _text(canvas, f"{HISTOGRAM_MAX:g}+", (left + plot_w - 30, top + plot_h + 12), 0.35)
+    _text(canvas, "NN patch MSE", (left + plot_w // 2 - 35, height - 4), 0.38)
+    _text(canvas, label[:40], (left + 4, 12), 0.4)
+    return canvas
+
+
+def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
+    width = max(1, round(image.shape[1] * height / image.shape[0]))
+    if image.dtype == np.uint8:
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    return _bgr(resize(image, (height, width)))
+
+
+def _contact_sheet(entries: Sequence[ReportEntry]) -> np.ndarray:
+    """One row per image: source (red frame), shown samples, histogram."""
+    gap, label_h, h = 6, 16, SHEET_HEIGHT
+    rows = []
+    for entry in entries:
+        e = entry.evaluation
+        tiles = [_fit_height(entry.source, h)]
+        tiles[0] = cv2.copyMakeBorder(tiles[0][2:-2, 2:-2], 2, 2, 2, 2, cv2.BORDER_CONSTANT,
+                                      value=(40, 40, 200))  # fmt: skip
+        tiles += [_fit_height(s, h) for s in entry.shown]
+        tiles.append(_fit_height(_histogram_plot(e.histogram, ""), h))
+        width = sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1)
+        row = np.full((h + label_h, width, 3), 255, dtype=np.uint8)
+        x = 0
+        for tile in tiles:
+            row[label_h : label_h + h, x : x + tile.shape[1]] = tile
+            x += tile.shape[1] + gap
+        div = "n/a" if e.diversity is None else f"{e.diversity:.3f}"
+        _text(
+            row,
+            f"{e.name}: diversity {div}  coherence {e.coherence:.4f}  "
+            f"completeness {e.completeness:.4f}  SWD {e.swd:.4f}  ({e.samples} samples)",
+            (2, 12),
+        )
+        rows.append(row)
+    width = max(r.shape[1] for r in rows)
+    sheet = np.full((sum(r.shape[0] + gap for r in rows), width, 3), 255, dtype=np.uint8)
+    y = 0
+    for row in rows:
+        sheet[y : y + row.shape[0], : row.shape[1]] = row
+        y += row.shape[0] + gap
+    return sheet
+
+
+__all__ = [
+    "THUMBNAILS",
+    "ImageEvaluation",
+    "ReportEntry",
+    "averages",
+    "build_entry",
+    "evaluate_image",
+    "write_report",
+]
