@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -37,14 +37,52 @@ class SearchMode(StrEnum):
     fast = "fast"
 
 
-Alpha = Annotated[
-    float,
-    Field(
+def _ratio(default: float) -> Any:
+    return Field(default, gt=0.3, lt=1.0, description="Pyramid downscale ratio per level.")
+
+
+def _depth(default: int | None) -> Any:
+    return Field(
+        default,
+        ge=0,
+        le=20,
+        description="Number of downscalings N (the pyramid has N + 1 levels); "
+        "unset: chosen from the image and the application.",
+    )
+
+
+def _coarsest_iterations(default: int) -> Any:
+    return Field(default, ge=1, le=50, description="PNN iterations at the coarsest level.")
+
+
+def _alpha(default: float) -> Any:
+    return Field(
+        default,
         gt=0,
-        description="Completeness knob of the normalised score S = D / (alpha + min D); "
-        "small favours completeness, inf disables the normalisation.",
-    ),
-]
+        description="Completeness knob of the score D / (alpha + min D): small favours "
+        "completeness, inf turns the normalisation off.",
+    )
+
+
+def _sigma(default: float) -> Any:
+    return Field(
+        default, ge=0, le=5, description="Std of the Gaussian noise added at the coarsest level."
+    )
+
+
+def _size(required: bool, axis: str) -> Any:
+    return Field(
+        ... if required else None,
+        ge=8,
+        le=8192,
+        description=f"Output {axis} in pixels" + ("." if required else "; unset: the input's."),
+    )
+
+
+def _step() -> Any:
+    return Field(
+        0.1, gt=0.0, le=1.0, description="Largest relative size change of one gradual step."
+    )
 
 
 class CommonParams(BaseModel):
@@ -53,21 +91,11 @@ class CommonParams(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     patch_size: int = Field(7, ge=3, le=15, description="Side of the square patches (odd).")
-    ratio: float = Field(
-        0.75, gt=0.3, lt=1.0, description="Pyramid downscale ratio per level (paper: 1/r = 4/3)."
-    )
-    depth: int | None = Field(
-        None,
-        ge=0,
-        le=20,
-        description="Number of downscalings N (the pyramid has N + 1 levels); "
-        "None chooses it from the image and the application.",
-    )
+    ratio: float = _ratio(0.75)
+    depth: int | None = _depth(None)
     iterations: int = Field(10, ge=1, le=50, description="PNN iterations per finer level.")
-    coarsest_iterations: int = Field(
-        1, ge=1, le=50, description="PNN iterations at the coarsest level."
-    )
-    alpha: Alpha = math.inf
+    coarsest_iterations: int = _coarsest_iterations(1)
+    alpha: float = _alpha(math.inf)
     seed: int = Field(0, ge=0, lt=2**32, description="Random seed; sample i uses seed + i.")
     mode: SearchMode = Field(SearchMode.exact, description="Nearest-neighbour search mode.")
 
@@ -83,35 +111,28 @@ class GenerateParams(CommonParams):
     """Random samples of one source image (paper section 3)."""
 
     task: Literal[Task.generate] = Task.generate
-    sigma: float = Field(
-        0.75, ge=0, le=5, description="Std of the Gaussian noise added to the coarsest level."
-    )
+    sigma: float = _sigma(0.75)
 
 
 class RetargetParams(CommonParams):
     """Resize to any size while keeping the patch distribution (gradual)."""
 
     task: Literal[Task.retarget] = Task.retarget
-    height: int = Field(..., ge=8, le=8192, description="Target height in pixels.")
-    width: int = Field(..., ge=8, le=8192, description="Target width in pixels.")
-    ratio: float = Field(0.8, gt=0.3, lt=1.0, description="Pyramid downscale ratio per level.")
-    alpha: Alpha = 5e-3
-    coarsest_iterations: int = Field(10, ge=1, le=50)
-    step: float = Field(
-        0.1,
-        gt=0.0,
-        le=1.0,
-        description="Largest relative size change of one gradual resizing step.",
-    )
+    height: int = _size(True, "height")
+    width: int = _size(True, "width")
+    ratio: float = _ratio(0.8)
+    alpha: float = _alpha(5e-3)
+    coarsest_iterations: int = _coarsest_iterations(10)
+    step: float = _step()
 
 
 class AnalogyParams(CommonParams):
     """The patch distribution of a source A laid out like a structure image B."""
 
     task: Literal[Task.analogy] = Task.analogy
-    alpha: Alpha = 5e-3
-    depth: int | None = Field(5, ge=0, le=20)
-    coarsest_iterations: int = Field(10, ge=1, le=50)
+    alpha: float = _alpha(5e-3)
+    depth: int | None = _depth(5)
+    coarsest_iterations: int = _coarsest_iterations(10)
     refine: bool = Field(True, description="Downscale the output and run GPNN once more.")
 
 
@@ -119,7 +140,7 @@ class InpaintParams(CommonParams):
     """Fill a hole, steered by the colour the user painted into it."""
 
     task: Literal[Task.inpaint] = Task.inpaint
-    coarsest_iterations: int = Field(10, ge=1, le=50)
+    coarsest_iterations: int = _coarsest_iterations(10)
     color: tuple[int, int, int] | None = Field(
         None,
         description="RGB (0-255) of the uniformly coloured region to fill, "
@@ -138,21 +159,21 @@ class CollageParams(CommonParams):
     """Merge several sources into one image (initial guess: their concatenation)."""
 
     task: Literal[Task.collage] = Task.collage
-    ratio: float = Field(0.8, gt=0.3, lt=1.0)
-    alpha: Alpha = 5e-3
-    coarsest_iterations: int = Field(10, ge=1, le=50)
-    height: int | None = Field(None, ge=8, le=8192, description="Output height; None: concat.")
-    width: int | None = Field(None, ge=8, le=8192, description="Output width; None: concat.")
-    step: float = Field(0.1, gt=0.0, le=1.0)
+    ratio: float = _ratio(0.8)
+    alpha: float = _alpha(5e-3)
+    coarsest_iterations: int = _coarsest_iterations(10)
+    height: int | None = _size(False, "height")
+    width: int | None = _size(False, "width")
+    step: float = _step()
 
 
 class EditParams(CommonParams):
     """Blend a naive edit (objects moved, pasted, removed) into the source."""
 
     task: Literal[Task.edit] = Task.edit
-    depth: int | None = Field(5, ge=0, le=20)
-    coarsest_iterations: int = Field(10, ge=1, le=50)
-    sigma: float = Field(0.0, ge=0, le=5, description="Optional noise for several solutions.")
+    depth: int | None = _depth(5)
+    coarsest_iterations: int = _coarsest_iterations(10)
+    sigma: float = _sigma(0.0)
 
 
 TaskParams = (
