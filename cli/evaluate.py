@@ -185,7 +185,7 @@ def eval_dataset(directory: Path, **arguments: Any) -> None:
     typer.echo(
         f"{len(entries)} images, {samples} samples each, in {time.perf_counter() - start:.0f} s: "
         + ", ".join(
-            f"{key} {average[key]:.4f}"
+            f"{key} {report_module.format_value(key, average[key])}"
             for key in report_module.METRIC_COLUMNS
             if average[key] is not None
         )

@@ -260,7 +260,8 @@ LEGEND = (
 )
 
 
-def _format(key: str, value: Any) -> str:
+def format_value(key: str, value: Any) -> str:
+    """A metric as the report prints it (n/a for None)."""
     if value is None:
         return "n/a"
     if key in ("coherence", "completeness"):
@@ -275,7 +276,7 @@ def _format(key: str, value: Any) -> str:
 def _rows(evaluations: Sequence[ImageEvaluation], average: dict[str, Any]) -> list[list[str]]:
     rows = []
     for row in [e.summary() for e in evaluations] + [{**average, "size": ""}]:
-        rows.append([_format(key, row.get(key)) for key in HEADERS])
+        rows.append([format_value(key, row.get(key)) for key in HEADERS])
     return rows
 
 
