@@ -1,0 +1,115 @@
+"""All settings of the batch service, read from environment variables.
+
+Every setting has a documented default so that `gpnn serve` with nothing
+configured runs the whole product on one machine. Names are `GPNN_<FIELD>`
+(upper case); `REDIS_URL` and `STORE_URL` are also accepted without the prefix.
+The table in `docs/architecture.md` lists them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Configuration of the API, the workers and the store."""
+
+    model_config = SettingsConfigDict(env_prefix="GPNN_", extra="ignore", frozen=True)
+
+    # --- where state lives -------------------------------------------------------------
+    redis_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("GPNN_REDIS_URL", "REDIS_URL"),
+        description="Redis holding the queue and job records; unset: `gpnn serve` starts an "
+        "embedded redis-server.",
+    )
+    store_url: str = Field(
+        "file://./gpnn-data",
+        validation_alias=AliasChoices("GPNN_STORE_URL", "STORE_URL"),
+        description="`file:///abs/path` (or `file://./relative`) or `s3://bucket/prefix`.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint (MinIO, SeaweedFS, R2...); unset: AWS."
+    )
+    s3_public_endpoint_url: str | None = Field(
+        None, description="Endpoint used in download URLs handed to clients (default: endpoint)."
+    )
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_create_bucket: bool = Field(False, description="Create the bucket when it is missing.")
+    download_url_ttl_s: int = Field(900, ge=1, description="Lifetime of S3 download links.")
+    result_ttl_s: int = Field(
+        7 * 24 * 3600, ge=60, description="Job records and outputs expire after this long."
+    )
+    cleanup_interval_s: int = Field(
+        3600, ge=1, description="How often the API deletes expired outputs from the store."
+    )
+
+    # --- queue and workers ---------------------------------------------------------------
+    queue_name: str = "gpnn"
+    workers: int = Field(2, ge=1, le=64, description="Worker processes per machine.")
+    device: str = Field("cpu", description="Engine device of the workers: cpu, cuda or auto.")
+    job_timeout_s: int = Field(3600, ge=1, description="A job running longer is stopped.")
+    job_retries: int = Field(2, ge=0, le=10, description="Retries of a job lost with its worker.")
+    heartbeat_interval_s: int = Field(
+        10, ge=1, description="A worker refreshes its running job's lease this often."
+    )
+    heartbeat_grace_s: int = Field(
+        30, ge=1, description="A job whose lease is this much overdue counts as abandoned."
+    )
+    maintenance_interval_s: int = Field(
+        15, ge=1, description="How often idle workers look for abandoned jobs."
+    )
+    store_retries: int = Field(5, ge=0, le=20, description="Retries of a transient store error.")
+    store_retry_delay_s: float = Field(0.2, ge=0, description="First backoff delay (doubles).")
+
+    # --- limits ---------------------------------------------------------------------------
+    max_upload_bytes: int = Field(64 * MIB, ge=1024, description="Largest request body.")
+    max_pixels: int = Field(4_194_304, ge=64, description="Largest image (width x height).")
+    max_side: int = Field(4096, ge=8, description="Largest image side in pixels.")
+    max_samples: int = Field(16, ge=1, description="Most samples per job.")
+    max_batch_inputs: int = Field(1000, ge=1, description="Most inputs in one batch.")
+    max_batch_jobs: int = Field(5000, ge=1, description="Most jobs (inputs x params) per batch.")
+
+    # --- API --------------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated API keys; empty: no authentication.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="HMAC key of webhook signatures; unset: generated once and kept in Redis "
+        "(GET /v1/webhooks/secret).",
+    )
+    webhook_retries: int = Field(5, ge=0, le=20)
+    webhook_timeout_s: float = Field(10.0, gt=0)
+    webhook_backoff_s: float = Field(1.0, ge=0, description="First retry delay (doubles).")
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("store_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("file://", "s3://")):
+            raise ValueError("`store_url` must start with file:// or s3://")
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()

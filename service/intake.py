@@ -1,0 +1,127 @@
+"""Checking what a client sends before anything is queued.
+
+Parameters are validated by the engine's own models; images are sized from
+their header (pixel and side limits) before they are decoded.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlparse
+
+from fastapi import UploadFile
+
+from gpnn.config import Settings
+from gpnn.core import decode_image, decode_mask
+from gpnn.core.params import CommonParams, Task, params_for
+from gpnn.service.errors import InvalidRequest, TooLarge
+from gpnn.worker.imagecheck import check_image
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def parse_params(task: Task, raw: str | None, seed: int | None) -> list[CommonParams]:
+    """`raw` is a JSON object (or, for batches, a list of objects) of engine parameters."""
+    try:
+        values = json.loads(raw) if raw not in (None, "") else {}
+    except json.JSONDecodeError as error:
+        raise InvalidRequest(f"`params`: not valid JSON ({error.msg})") from None
+    many = isinstance(values, list)
+    items = values if many else [values]
+    if not items:
+        raise InvalidRequest("`params`: the list of parameter sets is empty")
+    result = []
+    for index, item in enumerate(items):
+        where = f"params[{index}]" if many else "params"
+        if not isinstance(item, dict):
+            raise InvalidRequest(f"`{where}`: must be a JSON object")
+        item = dict(item)
+        if item.get("task", task) != task:
+            raise InvalidRequest(f"`{where}.task`: `{item['task']}` differs from task `{task}`")
+        item.pop("task", None)
+        if seed is not None:
+            item["seed"] = seed
+        try:
+            result.append(params_for(task, **item))
+        except ValueError as error:
+            raise InvalidRequest(f"`{where}`: {error}") from None
+    return result
+
+
+def check_webhook_url(url: str | None) -> str | None:
+    if url in (None, ""):
+        return None
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or len(url) > 2048:
+        raise InvalidRequest("`webhook_url`: must be an http(s) URL")
+    return url
+
+
+def read_upload(upload: UploadFile, settings: Settings, name: str) -> bytes:
+    """The bytes of an uploaded file, with the upload limit (413)."""
+    data = upload.file.read(settings.max_upload_bytes + 1)
+    if len(data) > settings.max_upload_bytes:
+        raise TooLarge(f"`{name}`: over the upload limit of {settings.max_upload_bytes} bytes")
+    if not data:
+        raise InvalidRequest(f"`{name}`: the file is empty")
+    return data
+
+
+def check_image_bytes(data: bytes, settings: Settings, name: str, *, mask: bool = False):
+    """Header limits (413), then a decode (422 when unreadable); the decoded array."""
+    check_image(data, max_pixels=settings.max_pixels, max_side=settings.max_side, name=name)
+    try:
+        return decode_mask(data, name=name) if mask else decode_image(data, name=name)
+    except ValueError as error:
+        raise InvalidRequest(f"`{name}`: {error}") from None
+
+
+def image_extension(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return ".png"
+    if data.startswith(b"\xff\xd8"):
+        return ".jpg"
+    if data[:4] == b"RIFF":
+        return ".webp"
+    if data.startswith(b"BM"):
+        return ".bmp"
+    return ".tif"
+
+
+def uploads_for_task(
+    task: Task, params: CommonParams, files: dict[str, Any], settings: Settings
+) -> dict[str, bytes | list[bytes]]:
+    """Check the named inputs of `task` (present, readable, within limits, consistent)."""
+    from gpnn.core import TASK_INPUTS
+
+    expected = TASK_INPUTS[task]
+    for name, value in files.items():
+        if value and name not in expected:
+            raise InvalidRequest(f"`{name}`: task `{task}` takes no input `{name}`")
+    result: dict[str, bytes | list[bytes]] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name in expected:
+        value = files.get(name)
+        if not value:
+            if task == Task.inpaint and name == "mask" and getattr(params, "color", None):
+                continue
+            raise InvalidRequest(f"`{name}`: task `{task}` needs this input")
+        if name == "sources":
+            if len(value) < 1:
+                raise InvalidRequest("`sources`: at least one image is needed")
+            datas = [read_upload(u, settings, f"sources[{i}]") for i, u in enumerate(value)]
+            for i, data in enumerate(datas):
+                check_image_bytes(data, settings, f"sources[{i}]")
+            result[name] = datas
+            continue
+        data = read_upload(value, settings, name)
+        array = check_image_bytes(data, settings, name, mask=name == "mask")
+        shapes[name] = array.shape[:2]
+        result[name] = data
+    if "mask" in shapes and shapes["mask"] != shapes["source"]:
+        raise InvalidRequest(
+            f"`mask`: its size {shapes['mask'][::-1]} differs from the source's "
+            f"{shapes['source'][::-1]}"
+        )
+    return result

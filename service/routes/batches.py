@@ -1,0 +1,251 @@
+"""`/v1/batches`: many inputs x parameter sets x samples, with a manifest.
+
+Each (input, parameter set) pair is one job that computes all its samples in
+one engine call, so pyramids and key indices are built once per input.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+import zipfile
+from pathlib import PurePosixPath
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Path, Response, UploadFile
+
+from gpnn.core import TASK_INPUTS
+from gpnn.core.params import Task
+from gpnn.service.deps import LedgerDep, OwnerDep, SettingsDep, check_owner
+from gpnn.service.errors import Conflict, InvalidRequest, NotFound, TooLarge
+from gpnn.service.intake import (
+    IMAGE_EXTENSIONS,
+    check_image_bytes,
+    check_webhook_url,
+    image_extension,
+    parse_params,
+    read_upload,
+)
+from gpnn.service.routes.jobs import ERRORS, put_input
+from gpnn.service.schemas import BatchPublic, ErrorBody
+from gpnn.store import ObjectNotFound, with_retries
+from gpnn.worker.ledger import Ledger, public_batch
+from gpnn.worker.status import JobStatus
+
+router = APIRouter(prefix="/v1/batches", tags=["batches"])
+
+BatchId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Batch id.")]
+RESERVED_PREFIXES = ("jobs/", "batches/")
+# A zip may expand to at most this many times the upload limit (zip bombs).
+MAX_EXPANSION = 8
+
+
+def _safe_name(name: str) -> str:
+    stem = PurePosixPath(name).name
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[-100:] or "input"
+
+
+def _zip_inputs(archive: UploadFile, settings) -> list[tuple[str, bytes]]:
+    try:
+        bundle = zipfile.ZipFile(archive.file)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise InvalidRequest("`archive`: not a readable zip file") from None
+    members = [
+        m
+        for m in bundle.infolist()
+        if not m.is_dir()
+        and not m.filename.startswith("__MACOSX/")
+        and not PurePosixPath(m.filename).name.startswith(".")
+        and PurePosixPath(m.filename).suffix.lower() in IMAGE_EXTENSIONS
+    ]
+    if len(members) > settings.max_batch_inputs:
+        raise TooLarge(f"`archive`: {len(members)} images, over {settings.max_batch_inputs}")
+    if sum(m.file_size for m in members) > settings.max_upload_bytes * MAX_EXPANSION:
+        raise TooLarge("`archive`: expands to more than the allowed size")
+    inputs = []
+    for member in sorted(members, key=lambda m: m.filename):
+        if member.file_size > settings.max_upload_bytes:
+            raise TooLarge(f"`archive`: `{member.filename}` is over the upload limit")
+        try:
+            with bundle.open(member) as handle:
+                data = handle.read(settings.max_upload_bytes + 1)
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError):
+            raise InvalidRequest(f"`archive`: cannot read `{member.filename}`") from None
+        inputs.append((member.filename, data))
+    return inputs
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=BatchPublic,
+    responses={
+        **ERRORS,
+        413: {"model": ErrorBody, "description": "Upload or batch over the limits."},
+        422: {"description": "Invalid task, parameter, archive or prefix (the field is named)."},
+    },
+    summary="Submit a batch",
+)
+def create_batch(
+    response: Response,
+    ledger: LedgerDep,
+    settings: SettingsDep,
+    owner: OwnerDep,
+    task: Annotated[Task, Form(description="The application (one with a `source` input).")],
+    params: Annotated[
+        str,
+        Form(description="JSON object, or list of objects (one job per input and set)."),
+    ] = "{}",
+    samples: Annotated[int, Form(ge=1, description="Outputs per input and parameter set.")] = 1,
+    seed: Annotated[int | None, Form(ge=0, lt=2**32, description="Overrides `seed`.")] = None,
+    webhook_url: Annotated[
+        str | None, Form(description="Called (signed POST) when the batch finishes.")
+    ] = None,
+    archive: Annotated[UploadFile | None, File(description="A zip of input images.")] = None,
+    prefix: Annotated[
+        str | None, Form(max_length=512, description="Or: a prefix of images in the store.")
+    ] = None,
+    structure: Annotated[UploadFile | None, File(description="Analogy: for all inputs.")] = None,
+    mask: Annotated[UploadFile | None, File(description="Inpaint: for all inputs.")] = None,
+    edited: Annotated[UploadFile | None, File(description="Edit: for all inputs.")] = None,
+) -> BatchPublic:
+    if "source" not in TASK_INPUTS[task]:
+        raise InvalidRequest(f"`task`: batches run tasks with a `source` input, not `{task}`")
+    param_sets = parse_params(task, params, seed)
+    if samples > settings.max_samples:
+        raise InvalidRequest(f"`samples`: at most {settings.max_samples}")
+    webhook = check_webhook_url(webhook_url)
+    if (archive is None) == (prefix in (None, "")):
+        raise InvalidRequest("`archive`/`prefix`: give exactly one of them")
+    batch_id = uuid.uuid4().hex
+    base = f"batches/{batch_id}"
+
+    shared: dict[str, str] = {}
+    extras = {"structure": structure, "mask": mask, "edited": edited}
+    for name, upload in extras.items():
+        if upload is not None and name not in TASK_INPUTS[task]:
+            raise InvalidRequest(f"`{name}`: task `{task}` takes no input `{name}`")
+    for name in TASK_INPUTS[task]:
+        if name == "source":
+            continue
+        upload = extras.get(name)
+        if upload is None:
+            if name == "mask" and any(getattr(p, "color", None) for p in param_sets):
+                continue
+            raise InvalidRequest(f"`{name}`: task `{task}` needs this input")
+        data = read_upload(upload, settings, name)
+        check_image_bytes(data, settings, name, mask=name == "mask")
+        shared[name] = put_input(
+            ledger, f"{base}/inputs/_shared/{name}{image_extension(data)}", data
+        )
+
+    if archive is not None:
+        entries = _zip_inputs(archive, settings)
+        sources = [
+            (name, put_input(ledger, f"{base}/inputs/{i:04d}-{_safe_name(name)}", data))
+            for i, (name, data) in enumerate(entries)
+        ]
+    else:
+        sources = _prefix_inputs(ledger, prefix or "", settings.max_batch_inputs)
+    if not sources:
+        raise InvalidRequest("`archive`/`prefix`: no images found (png, jpg, webp, bmp, tif)")
+    total = len(sources) * len(param_sets)
+    if total > settings.max_batch_jobs:
+        raise TooLarge(f"the batch has {total} jobs, over the limit of {settings.max_batch_jobs}")
+
+    jobs = []
+    for i, (name, key) in enumerate(sources):
+        for k, job_params in enumerate(param_sets):
+            index = len(jobs)
+            suffix = f"-p{k}" if len(param_sets) > 1 else ""
+            jobs.append(
+                {
+                    "id": uuid.uuid4().hex,
+                    "task": task.value,
+                    "params": job_params.model_dump(mode="json"),
+                    "samples": samples,
+                    "owner": owner,
+                    "inputs": {"source": key, **shared},
+                    "input_name": name,
+                    "output_prefix": f"{base}/outputs/{i:04d}-{_safe_name(name)}{suffix}",
+                    "batch_id": batch_id,
+                    "batch_index": index,
+                }
+            )
+    ledger.create_batch(
+        {
+            "id": batch_id,
+            "task": task.value,
+            "params": [p.model_dump(mode="json") for p in param_sets],
+            "samples": samples,
+            "owner": owner,
+            "output_prefix": base,
+            "webhook_url": webhook,
+            "origin": "archive" if archive is not None else f"prefix:{prefix}",
+        },
+        jobs,
+    )
+    response.headers["Location"] = f"/v1/batches/{batch_id}"
+    return _public(ledger, batch_id)
+
+
+def _prefix_inputs(ledger: Ledger, prefix: str, limit: int) -> list[tuple[str, str]]:
+    if prefix.startswith("/") or ".." in prefix.split("/") or prefix.startswith(RESERVED_PREFIXES):
+        raise InvalidRequest("`prefix`: must be a relative store prefix outside jobs/ and batches/")
+    keys = [
+        k for k in ledger.store.list(prefix) if PurePosixPath(k).suffix.lower() in IMAGE_EXTENSIONS
+    ]
+    if len(keys) > limit:
+        raise TooLarge(f"`prefix`: {len(keys)} images, over the limit of {limit}")
+    return [(key, key) for key in keys]
+
+
+def _public(ledger: Ledger, batch_id: str) -> BatchPublic:
+    record = ledger.get_batch(batch_id)
+    fraction = None
+    if not JobStatus(record["status"]).is_terminal():
+        fraction = ledger.batch_progress(record["job_ids"])
+    return BatchPublic.model_validate(public_batch(record, fraction))
+
+
+def _owned(ledger: Ledger, batch_id: str, owner: str) -> dict:
+    record = ledger.get_batch(batch_id)
+    check_owner(record, owner, "batch")
+    return record
+
+
+@router.get("/{batch_id}", response_model=BatchPublic, responses=ERRORS, summary="Read a batch")
+def get_batch(batch_id: BatchId, ledger: LedgerDep, owner: OwnerDep) -> BatchPublic:
+    _owned(ledger, batch_id, owner)
+    return _public(ledger, batch_id)
+
+
+@router.get(
+    "/{batch_id}/manifest",
+    responses={**ERRORS, 409: {"model": ErrorBody, "description": "Batch not finished."}},
+    summary="The batch manifest: inputs -> outputs, parameters, seeds, timings, errors",
+)
+def get_manifest(batch_id: BatchId, ledger: LedgerDep, owner: OwnerDep) -> Response:
+    record = _owned(ledger, batch_id, owner)
+    if not record.get("manifest"):
+        raise Conflict(f"batch `{batch_id}` is not finished; no manifest yet")
+    try:
+        data = with_retries(lambda: ledger.store.get(record["manifest"]))
+    except ObjectNotFound:
+        raise NotFound(f"the manifest of batch `{batch_id}` has expired") from None
+    json.loads(data)
+    return Response(data, media_type="application/json")
+
+
+@router.post(
+    "/{batch_id}/cancel",
+    status_code=202,
+    response_model=BatchPublic,
+    responses=ERRORS,
+    summary="Cancel every unfinished job of a batch",
+)
+def cancel_batch(batch_id: BatchId, ledger: LedgerDep, owner: OwnerDep) -> BatchPublic:
+    _owned(ledger, batch_id, owner)
+    ledger.cancel_batch(batch_id)
+    return _public(ledger, batch_id)

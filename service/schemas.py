@@ -1,0 +1,102 @@
+"""API schemas, one per direction, derived from the engine's own parameter models.
+
+The parameter schemas in the OpenAPI document are the engine's pydantic models
+(`gpnn.core.params`), so every default and range is defined once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from gpnn.core.params import (
+    AnalogyParams,
+    CollageParams,
+    EditParams,
+    GenerateParams,
+    InpaintParams,
+    RetargetParams,
+)
+from gpnn.worker.status import JobStatus
+
+TaskParams = Annotated[
+    GenerateParams | RetargetParams | AnalogyParams | InpaintParams | CollageParams | EditParams,
+    Field(discriminator="task"),
+]
+
+
+class JobProgress(BaseModel):
+    """Where a running job stands (levels and iterations count from 0)."""
+
+    sample: int = Field(description="Sample being computed (0-based).")
+    samples: int
+    samples_done: int
+    level: int = Field(description="Pyramid stage, 0 = coarsest.")
+    levels: int
+    iteration: int
+    iterations: int
+    fraction: float = Field(ge=0, le=1, description="Estimated fraction of the job done.")
+
+
+class JobTimings(BaseModel):
+    engine_s: float = Field(description="Seconds in the engine, all samples.")
+    total_s: float = Field(description="Seconds from start to outputs written.")
+
+
+class JobPublic(BaseModel):
+    """A job as users see it."""
+
+    id: str
+    task: str
+    params: TaskParams
+    samples: int
+    status: JobStatus
+    progress: JobProgress | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    stopped_at: datetime | None = Field(
+        None, description="When a worker stopped this job after a cancel."
+    )
+    attempts: int = Field(0, description="Runs started (more than one after a lost worker).")
+    error: str | None = None
+    batch_id: str | None = None
+    outputs: list[str] = Field(default_factory=list, description="Links to the output images.")
+    timings: JobTimings | None = None
+
+
+class BatchPublic(BaseModel):
+    """A batch as users see it, with its aggregate progress."""
+
+    id: str
+    task: str
+    params: list[TaskParams]
+    samples: int
+    status: JobStatus
+    total: int = Field(description="Jobs in the batch (inputs x parameter sets).")
+    done: int
+    succeeded: int
+    failed: int
+    canceled: int
+    progress: float = Field(ge=0, le=1)
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+    jobs: list[str]
+    manifest: str | None = Field(None, description="Link to the manifest once finished.")
+    manifest_key: str | None = Field(None, description="Store key of the manifest.")
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)
+
+
+class WebhookSecret(BaseModel):
+    secret: str = Field(description="HMAC-SHA256 key of the `Webhook-Signature` header.")
+    scheme: str = "v1=hex(HMAC-SHA256(secret, '<Webhook-Id>.<Webhook-Timestamp>.<body>'))"

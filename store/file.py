@@ -1,0 +1,81 @@
+"""A store in a local folder (the default)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from gpnn.store.base import ObjectNotFound, StoreError, TransientStoreError, check_key
+
+
+class FileStore:
+    """Objects as files under `root`; writes go to a temporary file then `os.replace`."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).resolve()
+        self.url = f"file://{self.root}"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".part-", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as error:
+            raise TransientStoreError(f"cannot write `{key}`: {error}") from error
+
+    def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFound(key) from None
+        except OSError as error:
+            raise TransientStoreError(f"cannot read `{key}`: {error}") from error
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list(self, prefix: str) -> list[str]:
+        keys = []
+        base = self.root
+        for path in base.rglob("*"):
+            if path.is_file() and not path.name.startswith(".part-"):
+                key = path.relative_to(base).as_posix()
+                if key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+    def download_url(self, key: str, expires_s: int) -> str | None:
+        return None
+
+    def delete_expired(self, prefix: str, older_than_s: float) -> int:
+        cutoff = time.time() - older_than_s
+        deleted = 0
+        for key in self.list(prefix):
+            path = self._path(key)
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    deleted += 1
+            except FileNotFoundError:
+                continue
+        return deleted
+
+    def ping(self) -> None:
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK):
+            raise StoreError(f"store folder `{self.root}` is not writable")

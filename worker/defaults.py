@@ -1,0 +1,17 @@
+"""Named constants of the worker and the queue (settings hold the tunable ones)."""
+
+# Queue names, one place. Webhook deliveries have their own queue, listened to first,
+# so that a notification never waits behind a long image job.
+JOBS_QUEUE = "gpnn"
+WEBHOOKS_QUEUE_SUFFIX = "-webhooks"
+
+# Job records live this long while not finished (they get the result TTL once finished).
+PENDING_RECORD_TTL_S = 30 * 24 * 3600
+# Progress is written to Redis at most this often (level changes are always written).
+PROGRESS_MIN_INTERVAL_S = 0.25
+# Buckets (seconds) of the duration histograms kept in Redis for /metrics.
+DURATION_BUCKETS_S = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+# An Idempotency-Key remembers its job this long.
+IDEMPOTENCY_TTL_S = 24 * 3600
+# Webhook deliveries: RQ timeout of one delivery job (all its retries included).
+WEBHOOK_JOB_TIMEOUT_S = 600

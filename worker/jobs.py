@@ -1,0 +1,180 @@
+"""The job functions that RQ workers run (importable, referenced by name).
+
+`run_job(job_id)` loads the job record, its inputs from the store, runs the
+engine once for all samples (so pyramids and key indices are built once),
+writes the outputs atomically and only then marks the job succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from rq import get_current_job
+
+from gpnn.config import get_settings
+from gpnn.store import StoreError, TransientStoreError, with_retries
+from gpnn.worker import defaults
+from gpnn.worker.exceptions import JobCanceled, UnknownJob
+from gpnn.worker.imagecheck import check_image
+from gpnn.worker.ledger import Ledger
+
+logger = logging.getLogger(__name__)
+
+
+class _Reporter:
+    """The engine's progress callback: writes progress, stops on cancel."""
+
+    def __init__(self, ledger: Ledger, job_id: str, samples: int) -> None:
+        self.ledger = ledger
+        self.job_id = job_id
+        self.samples = samples
+        self.last_write = 0.0
+        self.last_level: tuple[int, int] | None = None
+
+    def __call__(self, p: Any) -> None:
+        now = time.monotonic()
+        within = (p.level + (p.iteration + 1) / max(p.iterations, 1)) / max(p.levels, 1)
+        last = p.iteration + 1 == p.iterations
+        if (
+            (p.sample, p.level) != self.last_level
+            or last
+            or (now - self.last_write >= defaults.PROGRESS_MIN_INTERVAL_S)
+        ):
+            self.ledger.report_progress(
+                self.job_id,
+                {
+                    "sample": p.sample,
+                    "samples": p.samples,
+                    "samples_done": p.sample + (1 if last and p.level + 1 == p.levels else 0),
+                    "level": p.level,
+                    "levels": p.levels,
+                    "iteration": p.iteration,
+                    "iterations": p.iterations,
+                    "fraction": round((p.sample + within) / max(p.samples, 1), 4),
+                },
+            )
+            self.last_write = now
+            self.last_level = (p.sample, p.level)
+        if self.ledger.cancel_requested(self.job_id):
+            raise JobCanceled(self.job_id)
+
+
+def _load_inputs(ledger: Ledger, inputs: dict[str, Any]) -> dict[str, Any]:
+    from gpnn.core import decode_image, decode_mask
+
+    settings = ledger.settings
+
+    def fetch(key: str) -> bytes:
+        data = with_retries(
+            lambda: ledger.store.get(key),
+            retries=settings.store_retries,
+            delay_s=settings.store_retry_delay_s,
+            what=f"read {key}",
+        )
+        name = key.rsplit("/", 1)[-1]
+        check_image(data, max_pixels=settings.max_pixels, max_side=settings.max_side, name=name)
+        return data
+
+    loaded: dict[str, Any] = {}
+    for name, value in inputs.items():
+        if name == "sources":
+            loaded[name] = [decode_image(fetch(k), name=k.rsplit("/", 1)[-1]) for k in value]
+        elif name == "mask":
+            loaded[name] = decode_mask(fetch(value), name="mask")
+        else:
+            loaded[name] = decode_image(fetch(value), name=name)
+    return loaded
+
+
+def run_job(job_id: str) -> dict[str, Any]:
+    """Run one gpnn job (all its samples) and record the outcome."""
+    from gpnn.core import encode_png, params_for, run_task
+
+    settings = get_settings()
+    ledger = Ledger(get_current_job().connection, settings)
+    try:
+        if ledger.cancel_requested(job_id):
+            ledger.acknowledge_cancel(job_id)
+            return {"status": "canceled"}
+        if not ledger.start(job_id):
+            return {"status": "skipped"}
+        record = ledger.get_job(job_id)
+    except UnknownJob:
+        logger.warning("job %s has no record (expired?); skipped", job_id)
+        return {"status": "unknown"}
+    started = time.perf_counter()
+    samples = int(record.get("samples", 1))
+    try:
+        params = params_for(record["task"], **record["params"])
+        inputs = _load_inputs(ledger, record["inputs"])
+        engine_started = time.perf_counter()
+        images = run_task(
+            params,
+            inputs,
+            samples=samples,
+            progress=_Reporter(ledger, job_id, samples),
+            device=settings.device,
+        )
+        engine_s = time.perf_counter() - engine_started
+        outputs = []
+        for n, image in enumerate(images):
+            if ledger.cancel_requested(job_id):
+                raise JobCanceled(job_id)
+            key = f"{record['output_prefix']}/{n}.png"
+            data = encode_png(image)
+            with_retries(
+                lambda key=key, data=data: ledger.store.put(key, data, "image/png"),
+                retries=settings.store_retries,
+                delay_s=settings.store_retry_delay_s,
+                what=f"write {key}",
+            )
+            outputs.append(key)
+        timings = {"engine_s": round(engine_s, 4), "total_s": time.perf_counter() - started}
+        ledger.succeed(job_id, outputs, timings)
+        return {"status": "succeeded", "outputs": outputs}
+    except JobCanceled:
+        logger.info("job %s: stopped on cancel", job_id)
+        ledger.acknowledge_cancel(job_id)
+        return {"status": "canceled"}
+    except TransientStoreError:
+        raise  # RQ retries the job (on_rq_failure puts it back to queued)
+    except ValueError as error:
+        ledger.fail(job_id, str(error))
+    except StoreError as error:
+        ledger.fail(job_id, f"store error: {error}")
+    except Exception as error:
+        if type(error).__name__ == "JobTimeoutException":
+            ledger.fail(
+                job_id, f"the job ran longer than {settings.job_timeout_s}s and was stopped"
+            )
+            return {"status": "failed"}
+        logger.exception("job %s failed", job_id)
+        ledger.fail(job_id, f"internal error: {type(error).__name__}: {error}")
+    return {"status": "failed"}
+
+
+def on_rq_failure(job, connection, exc_type, exc_value, traceback) -> None:
+    """RQ failure callback: a lost attempt goes back to queued, or the job fails for good.
+
+    RQ calls this when the job function raised, when its work-horse died, and when
+    an abandoned job (its worker killed) is found by another worker's maintenance.
+    """
+    settings = get_settings()
+    ledger = Ledger(connection, settings)
+    name = exc_type.__name__ if exc_type else "error"
+    if name == "AbandonedJobError":
+        reason = "the worker running this job stopped (killed or lost)"
+    elif name == "JobTimeoutException":
+        reason = f"the job ran longer than {settings.job_timeout_s}s"
+    else:
+        reason = f"{name}: {exc_value}"
+    try:
+        if job.retries_left and job.retries_left > 0:
+            ledger.requeue(job.id, f"attempt lost ({reason}); retrying")
+        else:
+            attempts = int(ledger.get_job(job.id).get("attempts", 1))
+            ledger.fail(job.id, f"{reason}; gave up after {attempts} attempt(s)")
+    except UnknownJob:
+        pass

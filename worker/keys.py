@@ -1,0 +1,43 @@
+"""Every Redis key of gpnn, built in exactly one place."""
+
+PREFIX = "gpnn"
+
+
+def job_key(job_id: str) -> str:
+    """Hash: the job record (status, params, progress, outputs...)."""
+    return f"{PREFIX}:job:{job_id}"
+
+
+def cancel_key(job_id: str) -> str:
+    """String: set when a cancel was requested; the running worker polls it."""
+    return f"{PREFIX}:cancel:{job_id}"
+
+
+def batch_key(batch_id: str) -> str:
+    """Hash: the batch record and its counters."""
+    return f"{PREFIX}:batch:{batch_id}"
+
+
+def batch_jobs_key(batch_id: str) -> str:
+    """List: the ids of a batch's jobs, in manifest order."""
+    return f"{PREFIX}:batch:{batch_id}:jobs"
+
+
+def idempotency_key(owner: str, key: str) -> str:
+    """Hash: the job an Idempotency-Key created and a digest of its request."""
+    return f"{PREFIX}:idem:{owner}:{key}"
+
+
+def state_counts_key() -> str:
+    """Hash: state -> number of jobs (current for queued/running, totals for the rest)."""
+    return f"{PREFIX}:stats:states"
+
+
+def histogram_key(name: str) -> str:
+    """Hash: bucket upper bound -> count, plus `sum` and `count`."""
+    return f"{PREFIX}:stats:hist:{name}"
+
+
+def webhook_secret_key() -> str:
+    """String: the generated webhook signing secret (when none is configured)."""
+    return f"{PREFIX}:webhook-secret"
