@@ -122,6 +122,15 @@ DATASET_OPTIONS = [
         ],
     ),
     inspect.Parameter(
+        "api_key",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            str | None,
+            typer.Option(envvar="GPNN_API_KEY", help="API key of the service (--server)."),
+        ],
+    ),
+    inspect.Parameter(
         "device",
         inspect.Parameter.KEYWORD_ONLY,
         default="cpu",
@@ -137,6 +146,7 @@ def eval_dataset(directory: Path, **arguments: Any) -> None:
     thumbnails = arguments.pop("thumbnails")
     title = arguments.pop("title") or f"GPNN evaluation of {directory}"
     server = arguments.pop("server")
+    api_key = arguments.pop("api_key")
     device = arguments.pop("device")
     values = {k: v for k, v in arguments.items() if v is not None}
     try:
@@ -145,7 +155,7 @@ def eval_dataset(directory: Path, **arguments: Any) -> None:
         if server is not None:
             from gpnn.evaluate.remote import remote_generator
 
-            generator = remote_generator(server)
+            generator = remote_generator(server, api_key=api_key)
         else:
             generator = None
     except ValueError as error:
