@@ -90,7 +90,7 @@ def _load_inputs(ledger: Ledger, inputs: dict[str, Any]) -> dict[str, Any]:
 
 def run_job(job_id: str) -> dict[str, Any]:
     """Run one gpnn job (all its samples) and record the outcome."""
-    from gpnn.core import encode_png, params_for, run_task
+    from gpnn.core import PARAMS_BY_TASK, Task, encode_png, run_task
 
     settings = get_settings()
     ledger = Ledger(get_current_job().connection, settings)
@@ -107,7 +107,7 @@ def run_job(job_id: str) -> dict[str, Any]:
     started = time.perf_counter()
     samples = int(record.get("samples", 1))
     try:
-        params = params_for(record["task"], **record["params"])
+        params = PARAMS_BY_TASK[Task(record["task"])].model_validate(record["params"])
         inputs = _load_inputs(ledger, record["inputs"])
         engine_started = time.perf_counter()
         images = run_task(

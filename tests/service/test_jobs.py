@@ -1,0 +1,163 @@
+"""Jobs end to end through HTTP: submit, run (real Redis, RQ worker), poll, download."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gpnn.core import decode_image
+
+from .conftest import drain, png, submit, synthetic
+
+
+def finished(client, job_id: str) -> dict:
+    answer = client.get(f"/v1/jobs/{job_id}")
+    assert answer.status_code == 200
+    return answer.json()
+
+
+def image_of(client, url: str) -> np.ndarray:
+    answer = client.get(url)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "image/png"
+    return decode_image(answer.content)
+
+
+SOURCE = synthetic()
+MASK = np.zeros_like(SOURCE)
+MASK[10:20, 15:30] = 255
+
+TASKS = [
+    ("generate", {"source": SOURCE}, {}, (32, 48)),
+    ("retarget", {"source": SOURCE}, {"height": 24, "width": 40}, (24, 40)),
+    ("analogy", {"source": SOURCE, "structure": synthetic(seed=3)[:, ::-1]}, {}, (32, 48)),
+    ("inpaint", {"source": SOURCE, "mask": MASK}, {}, (32, 48)),
+    ("collage", {"sources": [SOURCE, synthetic(seed=5)]}, {}, (32, 96)),
+    ("edit", {"source": SOURCE, "edited": SOURCE[::-1]}, {}, (32, 48)),
+]
+
+
+@pytest.mark.parametrize(("task", "images", "params", "shape"), TASKS, ids=[t[0] for t in TASKS])
+def test_each_task_end_to_end(client, settings, task, images, params, shape):
+    files = []
+    for name, image in images.items():
+        for one in image if isinstance(image, list) else [image]:
+            files.append((name, (f"{name}.png", png(np.ascontiguousarray(one)), "image/png")))
+    answer = submit(client, task, files, params, samples="2", seed="7")
+    assert answer.status_code == 202, answer.text
+    job = answer.json()
+    assert answer.headers["location"] == f"/v1/jobs/{job['id']}"
+    assert job["status"] == "queued" and job["params"]["seed"] == 7 and job["samples"] == 2
+
+    drain(settings)
+
+    job = finished(client, job["id"])
+    assert job["status"] == "succeeded", job["error"]
+    assert len(job["outputs"]) == 2
+    assert job["progress"]["fraction"] == 1.0
+    assert job["started_at"] and job["finished_at"] and job["timings"]["engine_s"] > 0
+    first, second = (image_of(client, url) for url in job["outputs"])
+    assert first.shape == (*shape, 3)
+    assert first.min() >= 0.0 and first.max() <= 1.0
+    if task == "generate":
+        assert not np.array_equal(first, second)  # seeds 7 and 8 differ
+    assert client.get(f"/v1/jobs/{job['id']}/outputs/2").status_code == 404
+
+
+def test_idempotent_resubmission(client, settings):
+    files = {"source": ("s.png", png(SOURCE), "image/png")}
+    headers = {"Idempotency-Key": "key-123"}
+    first = submit(client, "generate", files, headers=headers)
+    again = submit(client, "generate", files, headers=headers)
+    other = submit(client, "generate", files, headers={"Idempotency-Key": "key-456"})
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert other.json()["id"] != first.json()["id"]
+    changed = submit(client, "generate", files, {"seed": 3}, headers=headers)
+    assert changed.status_code == 409 and "Idempotency-Key" in changed.json()["detail"]
+    from redis import Redis
+    from rq import Queue
+
+    queue = Queue(settings.queue_name, connection=Redis.from_url(settings.redis_url))
+    assert queue.count == 2
+
+
+def test_cancel_queued_job(client, settings):
+    job = submit(client, "generate", {"source": ("s.png", png(SOURCE), "image/png")}).json()
+    answer = client.post(f"/v1/jobs/{job['id']}/cancel")
+    assert answer.status_code == 202 and answer.json()["status"] == "canceled"
+    drain(settings)
+    job = finished(client, job["id"])
+    assert job["status"] == "canceled" and job["outputs"] == [] and job["started_at"] is None
+    assert client.get(f"/v1/jobs/{job['id']}/outputs/0").status_code == 409
+    again = client.post(f"/v1/jobs/{job['id']}/cancel")
+    assert again.status_code == 202 and again.json()["status"] == "canceled"
+
+
+def test_cancel_of_finished_job_conflicts(client, settings):
+    job = submit(client, "generate", {"source": ("s.png", png(SOURCE), "image/png")}).json()
+    drain(settings)
+    assert client.post(f"/v1/jobs/{job['id']}/cancel").status_code == 409
+
+
+def test_webhook_delivered_signed_and_retried(client, settings, webhook_receiver):
+    from gpnn.worker.webhooks import verify
+
+    webhook_receiver.fail_first = 1
+    job = submit(
+        client,
+        "generate",
+        {"source": ("s.png", png(SOURCE), "image/png")},
+        webhook_url=webhook_receiver.url,
+    ).json()
+    drain(settings)
+    assert len(webhook_receiver.requests) == 2  # one 500, then delivered
+    headers, body = webhook_receiver.requests[-1]
+    secret = client.get("/v1/webhooks/secret").json()["secret"]
+    assert verify(
+        secret,
+        headers["webhook-id"],
+        headers["webhook-timestamp"],
+        body,
+        headers["webhook-signature"],
+    )
+    assert not verify(
+        secret,
+        headers["webhook-id"],
+        headers["webhook-timestamp"],
+        body + b" ",
+        headers["webhook-signature"],
+    )
+    event = json.loads(body)
+    assert event["type"] == "job.succeeded" and event["data"]["id"] == job["id"]
+    assert headers["webhook-id"] == job["id"]
+
+
+def test_health_ready_metrics(client, settings):
+    assert client.get("/healthz").json() == {"status": "ok", "checks": {}}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"] == {"redis": "ok", "store": "ok"}
+    submit(client, "generate", {"source": ("s.png", png(SOURCE), "image/png")})
+    text = client.get("/metrics").text
+    assert 'gpnn_queue_depth{queue="gpnn-test"} 1.0' in text
+    assert 'gpnn_jobs{state="queued"} 1.0' in text
+    drain(settings)
+    text = client.get("/metrics").text
+    assert 'gpnn_jobs{state="succeeded"} 1.0' in text
+    assert 'gpnn_jobs{state="queued"} 0.0' in text
+    assert "gpnn_job_duration_seconds_count 1.0" in text
+    assert "gpnn_engine_seconds_per_image_count 1.0" in text
+
+
+def test_readyz_reports_unreachable_store(make_client, settings, tmp_path):
+    blocked = tmp_path / "file-not-folder"
+    client = make_client(settings.model_copy(update={"store_url": "s3://nobucket"}))
+    client.app.state.ledger._store = type(
+        "Down", (), {"ping": lambda self: (_ for _ in ()).throw(OSError("down"))}
+    )()
+    answer = client.get("/readyz")
+    assert answer.status_code == 503 and answer.json()["checks"]["store"].startswith("unreach")
+    assert not blocked.exists()
