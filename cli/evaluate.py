@@ -107,6 +107,19 @@ DATASET_OPTIONS = [
         annotation=Annotated[int, typer.Option(min=0, help="Samples shown per image.")],
     ),
     inspect.Parameter(
+        "metric_stride",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=1,
+        annotation=Annotated[
+            int,
+            typer.Option(
+                min=1,
+                help="Measure coherence/completeness on every N-th patch row and column "
+                "(N^2 times faster; 1 = every patch).",
+            ),
+        ],
+    ),
+    inspect.Parameter(
         "title",
         inspect.Parameter.KEYWORD_ONLY,
         default=None,
@@ -144,6 +157,7 @@ def eval_dataset(directory: Path, **arguments: Any) -> None:
     out = arguments.pop("out")
     limit = arguments.pop("limit")
     thumbnails = arguments.pop("thumbnails")
+    stride = arguments.pop("metric_stride")
     title = arguments.pop("title") or f"GPNN evaluation of {directory}"
     server = arguments.pop("server")
     api_key = arguments.pop("api_key")
@@ -165,6 +179,7 @@ def eval_dataset(directory: Path, **arguments: Any) -> None:
         "samples": samples,
         "images": len(sources),
         "where": server or "local",
+        "metric_stride": stride,
         "command": shlex.join(["gpnn", "eval-dataset", *sys.argv[2:]]),
     }
     bar = tqdm(total=len(sources) * samples, unit="sample", disable=None, file=sys.stderr)
@@ -180,7 +195,12 @@ def eval_dataset(directory: Path, **arguments: Any) -> None:
     start = time.perf_counter()
     try:
         for entry in run_dataset(
-            sources, params, samples=samples, generator=generator, thumbnails=thumbnails
+            sources,
+            params,
+            samples=samples,
+            generator=generator,
+            thumbnails=thumbnails,
+            stride=stride,
         ):
             entries.append(entry)
             bar.set_description(entry.evaluation.name)

@@ -89,7 +89,7 @@ def diversity(samples: Sequence[np.ndarray], source: np.ndarray) -> float:
 
 
 def nearest_patch_distances(
-    queries: np.ndarray, keys: np.ndarray, *, patch_size: int = PATCH_SIZE
+    queries: np.ndarray, keys: np.ndarray, *, patch_size: int = PATCH_SIZE, stride: int = 1
 ) -> np.ndarray:
     """Distance of every patch of `queries` to its nearest patch of `keys`.
 
@@ -98,12 +98,17 @@ def nearest_patch_distances(
     queries : (H, W, 3) array, the image whose patches are matched
     keys : (H', W', 3) array, the image searched (any size)
     patch_size : int, odd side of the square patches
+    stride : int
+        Step between the query patches on both axes: 1 takes every patch;
+        s > 1 takes every s-th row and column of patch positions (about
+        1/s^2 of them, a regular subsample, each distance still exact). The
+        keys are always all the patches of `keys`.
 
     Returns
     -------
-    ((H - p + 1) * (W - p + 1),) float64
-        ``min_j |q_i - k_j|^2 / (3 p^2)`` for every patch ``q_i`` of `queries`
-        (stride 1, row-major), over all patches ``k_j`` of `keys`.
+    (ceil((H - p + 1) / s) * ceil((W - p + 1) / s),) float64
+        ``min_j |q_i - k_j|^2 / (3 p^2)`` for every (strided) patch ``q_i`` of
+        `queries`, row-major, over all patches ``k_j`` of `keys`.
 
     Notes
     -----
@@ -111,31 +116,42 @@ def nearest_patch_distances(
     float32 patches; the distance to it is then recomputed in float64, so
     identical patches give exactly 0.
     """
-    query_patches = _patches(queries, "queries", patch_size)
+    if stride < 1:
+        raise ValueError("`stride` must be at least 1")
+    query_patches = _patches(queries, "queries", patch_size, stride)
     key_patches = _patches(keys, "keys", patch_size)
     return _PatchIndex(key_patches).distances(query_patches)
 
 
-def coherence(output: np.ndarray, source: np.ndarray, *, patch_size: int = PATCH_SIZE) -> float:
+def coherence(
+    output: np.ndarray, source: np.ndarray, *, patch_size: int = PATCH_SIZE, stride: int = 1
+) -> float:
     """Mean over the output's patches of the MSE to their nearest source patch.
 
     ``coherence = 1/|Y| sum_{y in Y} min_{x in X} |y - x|^2 / (3 p^2)`` with X the
     source's and Y the output's patches (stride 1). 0 when every output patch
     appears in the source; large when the output holds patches the source
     lacks (artefacts). The first half of the bidirectional similarity [2]_.
+    `stride` > 1 averages over a regular subsample of the output's patches
+    (see `nearest_patch_distances`).
     """
-    return float(nearest_patch_distances(output, source, patch_size=patch_size).mean())
+    distances = nearest_patch_distances(output, source, patch_size=patch_size, stride=stride)
+    return float(distances.mean())
 
 
-def completeness(output: np.ndarray, source: np.ndarray, *, patch_size: int = PATCH_SIZE) -> float:
+def completeness(
+    output: np.ndarray, source: np.ndarray, *, patch_size: int = PATCH_SIZE, stride: int = 1
+) -> float:
     """Mean over the source's patches of the MSE to their nearest output patch.
 
     ``completeness = 1/|X| sum_{x in X} min_{y in Y} |x - y|^2 / (3 p^2)``. 0 when
     every source patch appears in the output; large when the output leaves
     parts of the source out. The second half of the bidirectional
-    similarity [2]_ (lower is better, like coherence).
+    similarity [2]_ (lower is better, like coherence). `stride` > 1 averages
+    over a regular subsample of the source's patches.
     """
-    return float(nearest_patch_distances(source, output, patch_size=patch_size).mean())
+    distances = nearest_patch_distances(source, output, patch_size=patch_size, stride=stride)
+    return float(distances.mean())
 
 
 def patch_swd(
@@ -245,18 +261,21 @@ def sample_metrics(
     *,
     patch_size: int = PATCH_SIZE,
     swd_levels: int | None = None,
+    stride: int = 1,
     distances: np.ndarray | None = None,
 ) -> SampleMetrics:
     """Coherence, completeness and patch SWD of one output (see each function).
 
-    `distances` may pass the output's precomputed `nearest_patch_distances`
-    to the source, which are then used for the coherence.
+    `stride` subsamples the query patches of coherence and completeness (the
+    SWD always uses every patch). `distances` may pass the output's
+    precomputed `nearest_patch_distances` to the source (same `stride`),
+    which are then used for the coherence.
     """
     if distances is None:
-        distances = nearest_patch_distances(output, source, patch_size=patch_size)
+        distances = nearest_patch_distances(output, source, patch_size=patch_size, stride=stride)
     return SampleMetrics(
         coherence=float(np.mean(distances)),
-        completeness=completeness(output, source, patch_size=patch_size),
+        completeness=completeness(output, source, patch_size=patch_size, stride=stride),
         swd=patch_swd(output, source, patch_size=patch_size, levels=swd_levels),
     )
 
@@ -331,7 +350,7 @@ class _PatchIndex:
         return out / queries.shape[1]
 
 
-def _patches(image: Any, name: str, patch_size: int) -> np.ndarray:
+def _patches(image: Any, name: str, patch_size: int, stride: int = 1) -> np.ndarray:
     _check_patch_size(patch_size)
     image = _as_image(image, name)
     if min(image.shape[:2]) < patch_size:
@@ -339,7 +358,12 @@ def _patches(image: Any, name: str, patch_size: int) -> np.ndarray:
             f"`{name}` of {image.shape[0]}x{image.shape[1]} pixels is smaller than one "
             f"{patch_size}x{patch_size} patch"
         )
-    return extract_patches(image, patch_size)
+    patches = extract_patches(image, patch_size)
+    if stride == 1:
+        return patches
+    rows, cols = image.shape[0] - patch_size + 1, image.shape[1] - patch_size + 1
+    grid = patches.reshape(rows, cols, -1)[::stride, ::stride]
+    return np.ascontiguousarray(grid.reshape(-1, patches.shape[1]))
 
 
 def _check_patch_size(patch_size: int) -> None:

@@ -77,12 +77,15 @@ def run_dataset(
     samples: int,
     generator: Generator | None = None,
     thumbnails: int = THUMBNAILS,
+    stride: int = 1,
 ) -> Iterator[ReportEntry]:
     """Generate `samples` images of every source and evaluate them, one at a time.
 
     Yields a `ReportEntry` per source as soon as it is done (the samples beyond
     the first `thumbnails` are dropped after evaluation, so memory stays flat
     over a long dataset). Sample i of every source uses seed ``params.seed + i``.
+    `stride` subsamples the patches of the nearest-patch metrics (see
+    `gpnn.evaluate.evaluate_image`).
     """
     if samples < 1:
         raise ValueError("`samples` must be at least 1")
@@ -91,7 +94,9 @@ def run_dataset(
         image = read_image(source.path)
         outputs, seconds = generator(image, source.path, params, samples)
         logger.info("%s: %d samples in %.1f s", source.name, len(outputs), seconds)
-        yield build_entry(source.name, image, outputs, runtime_s=seconds, thumbnails=thumbnails)
+        yield build_entry(
+            source.name, image, outputs, runtime_s=seconds, thumbnails=thumbnails, stride=stride
+        )
 
 
 def write_files(files: dict[str, bytes], directory: str | Path) -> list[Path]:

@@ -183,3 +183,16 @@ def test_sample_metrics_bundles_the_three():
 def test_bad_arguments_raise_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call(_image())
+
+
+@pytest.mark.parametrize("stride", [2, 3])
+def test_stride_takes_a_regular_subsample_of_the_queries(stride):
+    a, b = _image(16, (21, 25)), _image(17, (20, 22))
+    full = metrics.nearest_patch_distances(a, b).reshape(21 - 6, 25 - 6)
+    got = metrics.nearest_patch_distances(a, b, stride=stride)
+    np.testing.assert_allclose(got, full[::stride, ::stride].reshape(-1), rtol=1e-12)
+    assert metrics.coherence(a, b, stride=stride) == pytest.approx(got.mean())
+    back = metrics.nearest_patch_distances(b, a).reshape(20 - 6, 22 - 6)[::stride, ::stride]
+    assert metrics.completeness(a, b, stride=stride) == pytest.approx(back.mean())
+    with pytest.raises(ValueError, match="`stride`"):
+        metrics.coherence(a, b, stride=0)
