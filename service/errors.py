@@ -10,7 +10,7 @@ from redis.exceptions import RedisError
 
 from gpnn.store import StoreError
 from gpnn.worker.exceptions import UnknownJob
-from gpnn.worker.imagecheck import ImageTooLarge
+from gpnn.worker.imagecheck import ImageTooLarge, UnreadableImage
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,10 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ImageTooLarge)
     async def too_large(request: Request, error: ImageTooLarge) -> JSONResponse:
         return _answer(413, str(error))
+
+    @app.exception_handler(UnreadableImage)
+    async def unreadable(request: Request, error: UnreadableImage) -> JSONResponse:
+        return _answer(422, str(error))
 
     @app.exception_handler(UnknownJob)
     async def unknown(request: Request, error: UnknownJob) -> JSONResponse:

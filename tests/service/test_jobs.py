@@ -154,7 +154,7 @@ def test_health_ready_metrics(client, settings):
 
 def test_readyz_reports_unreachable_store(make_client, settings, tmp_path):
     blocked = tmp_path / "file-not-folder"
-    client = make_client(settings.model_copy(update={"store_url": "s3://nobucket"}))
+    client = make_client(settings)
     client.app.state.ledger._store = type(
         "Down", (), {"ping": lambda self: (_ for _ in ()).throw(OSError("down"))}
     )()

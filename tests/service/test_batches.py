@@ -1,0 +1,121 @@
+"""Batches: a zip (or a store prefix) of inputs x parameter sets x samples, with a manifest."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+from gpnn.store import open_store
+
+from .conftest import CHEAP, drain, png, synthetic
+
+
+def make_zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        for name, data in members.items():
+            bundle.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_batch_with_one_bad_input(client, settings, webhook_receiver):
+    archive = make_zip(
+        {
+            "a.png": png(synthetic(seed=1)),
+            "dir/b.png": png(synthetic(seed=2)),
+            "broken.png": b"this is no image",
+            "notes.txt": b"ignored: not an image extension",
+            "c.png": png(synthetic(seed=3)),
+        }
+    )
+    params = [{**CHEAP, "seed": 10}, {**CHEAP, "seed": 20, "patch_size": 7}]
+    answer = client.post(
+        "/v1/batches",
+        data={
+            "task": "generate",
+            "params": json.dumps(params),
+            "samples": "2",
+            "webhook_url": webhook_receiver.url,
+        },
+        files={"archive": ("inputs.zip", archive, "application/zip")},
+    )
+    assert answer.status_code == 202, answer.text
+    batch = answer.json()
+    assert batch["total"] == 8 and batch["status"] == "queued" and batch["progress"] == 0.0
+    assert answer.headers["location"] == f"/v1/batches/{batch['id']}"
+
+    drain(settings)
+
+    batch = client.get(f"/v1/batches/{batch['id']}").json()
+    assert batch["status"] == "succeeded" and batch["progress"] == 1.0
+    assert (batch["done"], batch["succeeded"], batch["failed"]) == (8, 6, 2)
+    manifest = client.get(batch["manifest"]).json()
+    store = open_store(settings.store_url)
+    assert store.exists(batch["manifest_key"])
+    assert manifest == json.loads(store.get(batch["manifest_key"]))
+    by_input = {}
+    for entry in manifest["jobs"]:
+        by_input.setdefault(entry["input"], []).append(entry)
+    assert sorted(by_input) == ["a.png", "broken.png", "c.png", "dir/b.png"]
+    for entry in by_input["broken.png"]:
+        assert entry["status"] == "failed" and "readable" in entry["error"]
+    for entry in by_input["a.png"]:
+        assert entry["status"] == "succeeded" and entry["error"] is None
+        assert len(entry["outputs"]) == 2 and entry["timings"]["engine_s"] > 0
+        for key in entry["outputs"]:
+            assert key.startswith(f"batches/{batch['id']}/outputs/")
+            assert store.get(key).startswith(b"\x89PNG")
+    seeds = sorted(tuple(e["seeds"]) for e in by_input["a.png"])
+    assert seeds == [(10, 11), (20, 21)]
+    # The batch webhook (and only it: the batch's jobs have none).
+    events = [json.loads(body) for _, body in webhook_receiver.requests]
+    assert [e["type"] for e in events] == ["batch.succeeded"]
+    assert events[0]["data"]["failed"] == 2
+
+
+def test_batch_from_store_prefix(client, settings):
+    store = open_store(settings.store_url)
+    for n in range(3):
+        store.put(f"datasets/tiny/{n}.png", png(synthetic(seed=n)))
+    store.put("datasets/tiny/readme.md", b"not an input")
+    answer = client.post(
+        "/v1/batches",
+        data={
+            "task": "retarget",
+            "prefix": "datasets/tiny/",
+            "params": json.dumps({**CHEAP, "height": 24, "width": 24}),
+        },
+    )
+    assert answer.status_code == 202, answer.text
+    drain(settings)
+    batch = client.get(f"/v1/batches/{answer.json()['id']}").json()
+    assert (batch["total"], batch["succeeded"]) == (3, 3)
+    manifest = client.get(batch["manifest"]).json()
+    assert [e["input"] for e in manifest["jobs"]] == [f"datasets/tiny/{n}.png" for n in range(3)]
+
+
+def test_batch_cancel_and_bad_requests(client, settings):
+    archive = make_zip({"a.png": png(synthetic()), "b.png": png(synthetic(seed=1))})
+    files = {"archive": ("in.zip", archive, "application/zip")}
+    batch = client.post("/v1/batches", data={"task": "generate"}, files=files).json()
+    answer = client.post(f"/v1/batches/{batch['id']}/cancel")
+    assert answer.status_code == 202
+    assert client.get(f"/v1/batches/{batch['id']}").json()["status"] == "canceled"
+    assert client.get(batch["jobs"][0]).json()["status"] == "canceled"
+
+    def post(data, files=None):
+        return client.post("/v1/batches", data=data, files=files)
+
+    assert post({"task": "generate"}).status_code == 422  # neither archive nor prefix
+    assert post({"task": "collage", "prefix": "x/"}).status_code == 422
+    assert post({"task": "generate", "prefix": "jobs/"}).status_code == 422
+    assert post({"task": "generate", "prefix": "../etc"}).status_code == 422
+    assert post({"task": "generate", "prefix": "nothing-here/"}).status_code == 422
+    bad_zip = {"archive": ("in.zip", b"PK not really", "application/zip")}
+    answer = post({"task": "generate"}, bad_zip)
+    assert answer.status_code == 422 and "archive" in answer.json()["detail"]
+    answer = post({"task": "analogy"}, files)
+    assert answer.status_code == 422 and "structure" in answer.json()["detail"]
+    answer = post({"task": "generate", "params": json.dumps([{"alpha": -1}])}, files)
+    assert answer.status_code == 422 and "alpha" in answer.json()["detail"]

@@ -1,0 +1,103 @@
+"""Every bad input gets its 4xx (never a 5xx), with the field named; API keys isolate owners."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import pytest
+
+from .conftest import derive, drain, png, submit, synthetic
+
+SOURCE = png(synthetic())
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header declares a huge image (a decompression bomb's opening)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+        + b"\x00" * 64
+    )
+
+
+@pytest.mark.parametrize(
+    ("task", "params", "form", "files", "status", "field"),
+    [
+        ("paint", {}, {}, {"source": SOURCE}, 422, "task"),
+        ("generate", {"patch_size": 99}, {}, {"source": SOURCE}, 422, "patch_size"),
+        ("generate", {"patch_size": 6}, {}, {"source": SOURCE}, 422, "patch_size"),
+        ("generate", {"bogus": 1}, {}, {"source": SOURCE}, 422, "bogus"),
+        ("retarget", {}, {}, {"source": SOURCE}, 422, "height"),
+        ("generate", {}, {"samples": "0"}, {"source": SOURCE}, 422, "samples"),
+        ("generate", {}, {"samples": "999"}, {"source": SOURCE}, 422, "samples"),
+        ("generate", {}, {"seed": "-1"}, {"source": SOURCE}, 422, "seed"),
+        ("generate", {}, {}, {}, 422, "source"),
+        ("generate", {}, {}, {"source": b"not an image at all"}, 422, "source"),
+        ("generate", {}, {}, {"source": SOURCE[:40]}, 422, "source"),
+        ("generate", {}, {}, {"source": b""}, 422, "source"),
+        ("generate", {}, {}, {"source": png_header_only(100000, 100000)}, 413, "source"),
+        ("generate", {}, {}, {"source": png_header_only(3000, 3000)}, 413, "source"),
+        ("generate", {}, {}, {"source": SOURCE, "mask": SOURCE}, 422, "mask"),
+        ("inpaint", {}, {}, {"source": SOURCE}, 422, "mask"),
+        ("inpaint", {}, {}, {"source": SOURCE, "mask": png(synthetic(8, 8))}, 422, "mask"),
+        ("generate", {}, {"webhook_url": "ftp://x"}, {"source": SOURCE}, 422, "webhook_url"),
+    ],
+)
+def test_bad_submissions_get_4xx_naming_the_field(client, task, params, form, files, status, field):
+    upload = {name: (f"{name}.png", data, "image/png") for name, data in files.items()}
+    answer = submit(client, task, upload or None, params, **form)
+    assert answer.status_code == status, answer.text
+    assert field in answer.text
+
+
+def test_params_not_json(client):
+    answer = client.post(
+        "/v1/jobs",
+        data={"task": "generate", "params": "{nope"},
+        files={"source": ("s.png", SOURCE, "image/png")},
+    )
+    assert answer.status_code == 422 and "`params`" in answer.json()["detail"]
+
+
+def test_upload_over_the_limit_is_413(make_client, settings):
+    client = make_client(derive(settings, max_upload_bytes=4096))
+    big = io.BytesIO(b"\x89PNG" + b"\x00" * 10000)
+    answer = client.post("/v1/jobs", data={"task": "generate"}, files={"source": ("s.png", big)})
+    assert answer.status_code == 413 and "limit" in answer.json()["detail"]
+
+
+def test_unknown_job_is_404(client):
+    missing = "0" * 32
+    assert client.get(f"/v1/jobs/{missing}").status_code == 404
+    assert client.post(f"/v1/jobs/{missing}/cancel").status_code == 404
+    assert client.get(f"/v1/jobs/{missing}/outputs/0").status_code == 404
+    assert client.get(f"/v1/batches/{missing}").status_code == 404
+    assert client.get("/v1/jobs/not-an-id").status_code == 422
+
+
+def test_api_keys_isolate_owners(make_client, settings):
+    client = make_client(derive(settings, api_keys="alice-key,bob-key"))
+    files = {"source": ("s.png", SOURCE, "image/png")}
+    assert submit(client, "generate", files).status_code == 401
+    assert submit(client, "generate", files, headers={"X-API-Key": "mallory"}).status_code == 403
+    alice = {"X-API-Key": "alice-key"}
+    bob = {"Authorization": "Bearer bob-key"}
+    job = submit(client, "generate", files, headers=alice).json()
+    assert client.get(f"/v1/jobs/{job['id']}", headers=alice).status_code == 200
+    assert client.get(f"/v1/jobs/{job['id']}", headers=bob).status_code == 404
+    assert client.post(f"/v1/jobs/{job['id']}/cancel", headers=bob).status_code == 404
+    assert client.get(f"/v1/jobs/{job['id']}").status_code == 401
+    drain(settings)
+    assert client.get(f"/v1/jobs/{job['id']}/outputs/0", headers=bob).status_code == 404
+    answer = client.get(f"/v1/jobs/{job['id']}/outputs/0", headers=alice)
+    assert answer.status_code == 200 and answer.content.startswith(b"\x89PNG")
+    # Idempotency keys are per owner too.
+    first = submit(client, "generate", files, headers={**alice, "Idempotency-Key": "same"})
+    other = submit(client, "generate", files, headers={**bob, "Idempotency-Key": "same"})
+    assert first.json()["id"] != other.json()["id"]
