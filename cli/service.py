@@ -1,3 +1,91 @@
-"""`gpnn` sub-commands: service."""
+"""`gpnn serve` and `gpnn worker`: the batch service from the command line."""
 
-from gpnn.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from gpnn.cli.app import app
+
+
+def _settings(**overrides):
+    from pydantic import ValidationError
+
+    from gpnn.config import Settings
+    from gpnn.core.params import describe_validation_error
+
+    try:
+        base = Settings()
+        return Settings(**{**base.model_dump(), **{k: v for k, v in overrides.items() if v}})
+    except ValidationError as error:
+        _fail(f"invalid setting: {describe_validation_error(error)}")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"gpnn: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (GPNN_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (GPNN_PORT).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Embedded mode: worker processes (GPNN_WORKERS).")
+    ] = None,
+) -> None:
+    """Run the service. With no REDIS_URL: embedded Redis, workers and the API on one machine.
+
+    With REDIS_URL (and a shared GPNN_STORE_URL) set, only the API runs; `gpnn worker`
+    on other machines does the work. Ctrl-C or SIGTERM stops everything.
+    """
+    from gpnn.service.embedded import serve as run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = _settings(host=host, port=port, workers=workers)
+    try:
+        run(settings, workers=workers)
+    except (FileNotFoundError, ConnectionError, ValueError, RuntimeError) as error:
+        _fail(str(error))
+
+
+@app.command()
+def worker(
+    count: Annotated[
+        int | None, typer.Option("--count", "-n", help="Worker processes (GPNN_WORKERS).")
+    ] = None,
+    gpu: Annotated[bool, typer.Option("--gpu", help="Run the engine on the GPU.")] = False,
+    burst: Annotated[bool, typer.Option(help="Exit when the queues are empty.")] = False,
+) -> None:
+    """Run RQ workers against REDIS_URL and GPNN_STORE_URL (several per machine)."""
+    from gpnn.worker.runner import WorkerPool, run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = _settings(workers=count, device="cuda" if gpu else None)
+    if not settings.redis_url:
+        _fail("`gpnn worker` needs REDIS_URL (the Redis the API uses)")
+    try:
+        if settings.workers == 1 or burst:
+            run_worker(settings, burst=burst)
+            return
+        pool = WorkerPool(settings.workers, env=settings.as_env()).start()
+
+        def stop(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            while pool.alive():  # supervise until a signal (or every worker exited)
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            pool.stop()
+    except (ValueError, ConnectionError) as error:
+        _fail(str(error))
+    sys.exit(0)

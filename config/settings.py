@@ -108,6 +108,17 @@ class Settings(BaseSettings):
             raise ValueError("`store_url` must start with file:// or s3://")
         return value
 
+    def as_env(self) -> dict[str, str]:
+        """Environment variables that reproduce these settings in another process."""
+        env = {}
+        for name, value in self.model_dump(exclude_none=True).items():
+            if name == "api_keys":
+                value = ",".join(k.get_secret_value() for k in self.api_keys)
+            elif isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"GPNN_{name.upper()}"] = str(value)
+        return env
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -164,14 +164,7 @@ def make_settings(redis_url: str, store_url: str, **overrides) -> Settings:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that reproduces `settings` in another process."""
-    env = {}
-    for name, value in settings.model_dump(exclude_none=True).items():
-        if name == "api_keys":
-            value = ",".join(k.get_secret_value() for k in settings.api_keys)
-        elif hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"GPNN_{name.upper()}"] = str(value)
-    return env
+    return settings.as_env()
 
 
 @pytest.fixture

@@ -1,0 +1,80 @@
+"""`gpnn serve` with nothing configured, and `run_embedded()`: whole product, nothing left."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from gpnn.config import Settings
+
+from .conftest import CHEAP, descendants, free_port, png, synthetic, wait_until
+
+
+def run_one_job(base_url: str) -> dict:
+    answer = httpx.post(
+        f"{base_url}/v1/jobs",
+        data={"task": "generate", "params": json.dumps(CHEAP)},
+        files={"source": ("s.png", png(synthetic()), "image/png")},
+    )
+    assert answer.status_code == 202, answer.text
+    url = f"{base_url}{answer.headers['location']}"
+    job = wait_until(
+        lambda: (j := httpx.get(url).json())["status"] in ("succeeded", "failed") and j,
+        60,
+        "the job",
+        every_s=0.1,
+    )
+    assert job["status"] == "succeeded", job["error"]
+    image = httpx.get(f"{base_url}{job['outputs'][0]}")
+    assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+    return job
+
+
+def test_gpnn_serve_runs_everything_and_stops_cleanly(tmp_path):
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("GPNN_") and k not in ("REDIS_URL", "STORE_URL")
+    }
+    env.update(GPNN_PORT=str(port), GPNN_WORKERS="1", GPNN_STORE_URL=f"file://{tmp_path}/data")
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from gpnn.cli import main; main()", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp_path / "serve.log", "wb"),  # noqa: SIM115
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, 30, "gpnn serve")
+        children = descendants(process.pid)
+        assert len(children) >= 2  # redis-server and a worker
+        run_one_job(base)
+        assert (tmp_path / "data" / "jobs").is_dir()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0 or process.returncode is not None
+    gone = wait_until(
+        lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 15, "children exit"
+    )
+    assert gone
+
+
+def test_run_embedded_context(tmp_path):
+    from gpnn.service.embedded import run_embedded
+
+    settings = Settings(store_url=f"file://{tmp_path}/data", redis_url=None, workers=1)
+    with run_embedded(settings) as base_url:
+        children = descendants(os.getpid())
+        job = run_one_job(base_url)
+        assert job["attempts"] == 1
+    assert len(children) >= 2  # redis-server and a worker
+    assert wait_until(
+        lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 15, "children exit"
+    )
