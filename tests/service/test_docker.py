@@ -1,0 +1,53 @@
+"""docker/: checked statically (no Docker engine here): paths, settings names, commands."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gpnn.config import Settings
+
+DOCKER = Path(__file__).resolve().parents[2] / "docker"
+ROOT = DOCKER.parent
+FIELDS = {f"GPNN_{name.upper()}" for name in Settings.model_fields} | {"REDIS_URL", "STORE_URL"}
+
+
+@pytest.mark.parametrize("name", ["Dockerfile.api", "Dockerfile.worker", "Dockerfile.worker-gpu"])
+def test_dockerfiles_copy_existing_paths_and_run_gpnn_commands(name):
+    text = (DOCKER / name).read_text()
+    assert re.search(r"^FROM \S+", text, re.M)
+    for source in re.findall(r"^COPY (\S+) ", text, re.M):
+        assert (ROOT / source).exists(), f"{name} copies missing {source}"
+    command = re.search(r'^CMD \["gpnn", "(\w+)"', text, re.M).group(1)
+    from gpnn.cli import app
+
+    assert command in {c.name or c.callback.__name__ for c in app.registered_commands}
+    for variable in re.findall(r"\b(GPNN_[A-Z0-9_]+)=", text):
+        assert variable in FIELDS, f"{name}: unknown setting {variable}"
+    if name.endswith("gpu"):
+        assert "nvidia/cuda" in text
+
+
+def test_compose_file():
+    yaml = pytest.importorskip("yaml")
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"redis", "s3", "api", "worker", "worker-gpu"} <= set(services)
+    assert "--appendonly" in services["redis"]["command"]
+    assert (
+        services["redis"]["command"][services["redis"]["command"].index("--appendonly") + 1]
+        == "yes"
+    )
+    for name in ("api", "worker", "worker-gpu"):
+        service = services[name]
+        assert (ROOT / service["build"]["dockerfile"]).exists()
+        for variable in service["environment"]:
+            assert variable in FIELDS, f"{name}: unknown setting {variable}"
+        assert service["environment"]["GPNN_STORE_URL"].startswith("s3://")
+    assert services["worker-gpu"]["profiles"] == ["gpu"]
+    for volume in services["s3"]["volumes"]:
+        host = volume.split(":")[0]
+        if host.startswith("./"):
+            assert (DOCKER / host).exists()
