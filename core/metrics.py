@@ -40,10 +40,12 @@ SWD_PROJECTIONS = 128
 SWD_SEED = 0
 SWD_RATIO = 0.5
 SWD_MAX_LEVELS = 4
-# Nearest-neighbour histogram: linear bins over [0, HISTOGRAM_MAX] per-patch MSE;
-# larger distances are counted in the last bin. 0.01 is an RMSE of 0.1 (25 grey levels).
-HISTOGRAM_BINS = 40
-HISTOGRAM_MAX = 0.01
+# Nearest-neighbour histogram of per-patch MSE: a first bin [0, 1e-7) for copies
+# (RMSE < 1/3 grey level of 255), then 6 log-spaced bins per decade up to 0.1 (RMSE
+# 0.32); larger distances are counted in the last bin. GPNN's outputs are mostly
+# copies, so linear bins would show a single spike.
+HISTOGRAM_EDGES = np.concatenate([[0.0], np.logspace(-7, -1, 37)])
+HISTOGRAM_BINS = len(HISTOGRAM_EDGES) - 1
 # Rows of queries per FAISS search call, which bounds FAISS's result buffers.
 SEARCH_BLOCK = 65536
 
@@ -218,28 +220,30 @@ def patch_swd(
 
 
 def nn_histogram(
-    distances: np.ndarray, *, bins: int = HISTOGRAM_BINS, max_distance: float = HISTOGRAM_MAX
+    distances: np.ndarray, *, edges: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Histogram of nearest-patch distances (paper Figure 10).
 
     Parameters
     ----------
     distances : (n,) array of per-patch MSE, e.g. from `nearest_patch_distances`
-    bins : int, number of equal bins over ``[0, max_distance]``
-    max_distance : float, the upper edge; larger distances fall in the last bin
+    edges : (bins + 1,) increasing array starting at 0, or None for
+        `HISTOGRAM_EDGES`: ``[0, 1e-7)`` (copies) then 36 log-spaced bins
+        (6 per decade) up to 0.1. Distances beyond the last edge are counted in
+        the last bin.
 
     Returns
     -------
     counts : (bins,) float64, fractions of the patches (they sum to 1)
-    edges : (bins + 1,) float64, bin edges
+    edges : (bins + 1,) float64, the bin edges used
     """
     distances = np.asarray(distances, dtype=np.float64).reshape(-1)
     if distances.size == 0:
         raise ValueError("`distances` is empty")
-    if bins < 1 or not max_distance > 0:
-        raise ValueError("`bins` must be at least 1 and `max_distance` positive")
-    edges = np.linspace(0.0, max_distance, bins + 1)
-    counts, _ = np.histogram(np.clip(distances, 0.0, max_distance), bins=edges)
+    edges = HISTOGRAM_EDGES if edges is None else np.asarray(edges, dtype=np.float64)
+    if edges.ndim != 1 or len(edges) < 2 or edges[0] != 0 or np.any(np.diff(edges) <= 0):
+        raise ValueError("`edges` must be an increasing 1-D array starting at 0")
+    counts, _ = np.histogram(np.clip(distances, 0.0, edges[-1]), bins=edges)
     return counts / distances.size, edges
 
 
@@ -386,7 +390,7 @@ def _as_image(image: Any, name: str) -> np.ndarray:
 
 __all__ = [
     "HISTOGRAM_BINS",
-    "HISTOGRAM_MAX",
+    "HISTOGRAM_EDGES",
     "PATCH_SIZE",
     "SampleMetrics",
     "coherence",

@@ -31,7 +31,7 @@ import numpy as np
 from gpnn.core.imageio import encode_png
 from gpnn.core.metrics import (
     HISTOGRAM_BINS,
-    HISTOGRAM_MAX,
+    HISTOGRAM_EDGES,
     PATCH_SIZE,
     SampleMetrics,
     diversity,
@@ -61,7 +61,7 @@ class ImageEvaluation:
     `gpnn.core.metrics`); `diversity` is None with fewer than two samples or
     samples of another size than the source; `histogram` holds the fractions
     of all samples' patches in each nearest-neighbour distance bin
-    (`HISTOGRAM_BINS` bins over [0, `HISTOGRAM_MAX`]). `runtime_s` is the
+    (the bins of `gpnn.core.metrics.HISTOGRAM_EDGES`). `runtime_s` is the
     generation time of all samples (None when unknown).
     """
 
@@ -267,7 +267,9 @@ LEGEND = (
     "sliced Wasserstein-1 distance between the 7x7 patch sets, mean over up to 4 pyramid "
     "levels (ratio 0.5), 128 fixed-seed projections (lower is better); s / sample: "
     "generation time per sample. Histogram: nearest-source-patch MSE of all output patches, "
-    f"{HISTOGRAM_BINS} bins over [0, {HISTOGRAM_MAX}], the last bin holding larger distances."
+    "a first bin for copies (MSE < 1e-7), then 6 log-spaced bins per decade up to 0.1, the "
+    "last bin holding larger distances; the copies bar is drawn in red, clipped to the "
+    "height of the tallest other bar, and its share is printed."
 )
 
 
@@ -301,7 +303,7 @@ def _json(title, settings, evaluations, average) -> bytes:
                 **e.summary(),
                 "eval_s": e.eval_s,
                 "per_sample": [m.as_dict() for m in e.per_sample],
-                "histogram": {"max": HISTOGRAM_MAX, "fractions": list(e.histogram)},
+                "histogram": {"edges": HISTOGRAM_EDGES.tolist(), "fractions": list(e.histogram)},
             }
             for e in evaluations
         ],
@@ -435,27 +437,36 @@ def _text(canvas, text, origin, scale=0.4, color=(40, 40, 40)) -> None:
 
 
 def _histogram_plot(fractions: Sequence[float], label: str) -> np.ndarray:
-    """Bar plot of histogram fractions over [0, HISTOGRAM_MAX] as a BGR picture."""
+    """Bar plot of a nearest-patch histogram (`HISTOGRAM_EDGES` bins) as a BGR picture.
+
+    The first bar (copies) is red and clipped to the tallest other bar, with its
+    share written over it; the x axis is logarithmic (decades labelled).
+    """
     height, width = PLOT_SIZE
     canvas = np.full((height, width, 3), 255, dtype=np.uint8)
-    left, right, top, bottom = 38, 8, 18, 30
+    left, right, top, bottom = 34, 8, 30, 30
     plot_w, plot_h = width - left - right, height - top - bottom
     fractions = np.asarray(fractions, dtype=np.float64)
-    peak = max(float(fractions.max()), 1e-9)
+    rest = fractions[1:]
+    peak = max(float(rest.max()) if rest.size else 0.0, 1e-9)
     bar = plot_w / len(fractions)
+    base = top + plot_h
     for i, value in enumerate(fractions):
         x0 = left + round(i * bar)
-        x1 = left + round((i + 1) * bar) - 1
-        y0 = top + plot_h - round(value / peak * plot_h)
-        color = (70, 70, 200) if i == len(fractions) - 1 else (180, 110, 60)
-        cv2.rectangle(canvas, (x0, y0), (max(x0, x1), top + plot_h), color, -1)
-    cv2.line(canvas, (left, top + plot_h), (left + plot_w, top + plot_h), (0, 0, 0), 1)
-    cv2.line(canvas, (left, top), (left, top + plot_h), (0, 0, 0), 1)
+        x1 = max(x0, left + round((i + 1) * bar) - 2)
+        y0 = base - round(min(value / peak, 1.0) * plot_h)
+        color = (60, 60, 210) if i == 0 else (180, 110, 60)
+        cv2.rectangle(canvas, (x0, y0), (x1, base), color, -1)
+    cv2.line(canvas, (left, base), (left + plot_w, base), (0, 0, 0), 1)
+    cv2.line(canvas, (left, top), (left, base), (0, 0, 0), 1)
     _text(canvas, f"{peak:.2f}", (2, top + 8), 0.35)
-    _text(canvas, "0", (26, top + plot_h), 0.35)
-    _text(canvas, "0", (left - 3, top + plot_h + 12), 0.35)
-    _text(canvas, f"{HISTOGRAM_MAX:g}+", (left + plot_w - 30, top + plot_h + 12), 0.35)
-    _text(canvas, "NN patch MSE", (left + plot_w // 2 - 35, height - 4), 0.38)
+    _text(canvas, "0", (22, base), 0.35)
+    _text(canvas, f"copies {fractions[0]:.0%}", (left + 2, top - 4), 0.38, (60, 60, 210))
+    for exponent in range(-7, 0):  # decade ticks: edge index 1 + 6 * (exponent + 7)
+        x = left + round((1 + 6 * (exponent + 7)) * bar)
+        cv2.line(canvas, (x, base), (x, base + 3), (0, 0, 0), 1)
+        _text(canvas, f"{exponent}", (x - 6, base + 14), 0.33)
+    _text(canvas, "log10 NN patch MSE", (left + plot_w // 2 - 50, height - 3), 0.38)
     _text(canvas, label[:40], (left + 4, 12), 0.4)
     return canvas
 

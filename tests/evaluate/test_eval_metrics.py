@@ -153,12 +153,24 @@ def test_patch_swd_levels():
 
 def test_nn_histogram():
     distances = np.array([0.0, 0.0, 0.001, 0.5])
-    counts, edges = metrics.nn_histogram(distances, bins=10, max_distance=0.01)
+    counts, edges = metrics.nn_histogram(distances, edges=np.linspace(0, 0.01, 11))
     assert counts.sum() == pytest.approx(1.0)
     assert counts[0] == 0.5  # the two zeros
     assert counts[1] == 0.25  # 0.001 on the edge of bin 1
     assert counts[-1] == 0.25  # overflow counted in the last bin
     assert edges[0] == 0 and edges[-1] == 0.01 and len(edges) == 11
+
+
+def test_nn_histogram_default_bins_separate_copies_and_decades():
+    distances = np.array([0.0, 5e-8, 2e-6, 2e-3, 0.7])
+    counts, edges = metrics.nn_histogram(distances)
+    assert len(counts) == metrics.HISTOGRAM_BINS and np.array_equal(edges, metrics.HISTOGRAM_EDGES)
+    assert counts[0] == pytest.approx(0.4)  # copies: below 1e-7
+    assert edges[1] == pytest.approx(1e-7) and edges[-1] == pytest.approx(0.1)
+    assert counts[np.searchsorted(edges, 2e-6, side="right") - 1] == pytest.approx(0.2)
+    assert counts[-1] == pytest.approx(0.2)  # 0.7 beyond the last edge
+    with pytest.raises(ValueError, match="`edges`"):
+        metrics.nn_histogram(distances, edges=np.array([1.0, 2.0]))
 
 
 def test_sample_metrics_bundles_the_three():
