@@ -70,8 +70,9 @@ def test_run_embedded_context(tmp_path):
     from gpnn.service.embedded import run_embedded
 
     settings = Settings(store_url=f"file://{tmp_path}/data", redis_url=None, workers=1)
+    before = set(descendants(os.getpid()))  # session servers of other tests
     with run_embedded(settings) as base_url:
-        children = descendants(os.getpid())
+        children = set(descendants(os.getpid())) - before
         job = run_one_job(base_url)
         assert job["attempts"] == 1
     assert len(children) >= 2  # redis-server and a worker
