@@ -40,9 +40,9 @@ class Settings(BaseSettings):
     s3_public_endpoint_url: str | None = Field(
         None, description="Endpoint used in download URLs handed to clients (default: endpoint)."
     )
-    s3_region: str = "us-east-1"
-    s3_access_key_id: str | None = None
-    s3_secret_access_key: SecretStr | None = None
+    s3_region: str = Field("us-east-1", description="S3 region (signing).")
+    s3_access_key_id: str | None = Field(None, description="S3 key id; unset: boto3's chain.")
+    s3_secret_access_key: SecretStr | None = Field(None, description="S3 secret key.")
     s3_create_bucket: bool = Field(False, description="Create the bucket when it is missing.")
     download_url_ttl_s: int = Field(900, ge=1, description="Lifetime of S3 download links.")
     result_ttl_s: int = Field(
@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     )
 
     # --- queue and workers ---------------------------------------------------------------
-    queue_name: str = "gpnn"
+    queue_name: str = Field("gpnn", description="RQ queue (webhooks: `<name>-webhooks`).")
     workers: int = Field(2, ge=1, le=64, description="Worker processes per machine.")
     device: str = Field("cpu", description="Engine device of the workers: cpu, cuda or auto.")
     job_timeout_s: int = Field(3600, ge=1, description="A job running longer is stopped.")
@@ -79,8 +79,8 @@ class Settings(BaseSettings):
     max_batch_jobs: int = Field(5000, ge=1, description="Most jobs (inputs x params) per batch.")
 
     # --- API --------------------------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
+    host: str = Field("127.0.0.1", description="API listen address (`gpnn serve`).")
+    port: int = Field(8000, ge=0, le=65535, description="API listen port.")
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="Comma-separated API keys; empty: no authentication.",
@@ -90,8 +90,8 @@ class Settings(BaseSettings):
         description="HMAC key of webhook signatures; unset: generated once and kept in Redis "
         "(GET /v1/webhooks/secret).",
     )
-    webhook_retries: int = Field(5, ge=0, le=20)
-    webhook_timeout_s: float = Field(10.0, gt=0)
+    webhook_retries: int = Field(5, ge=0, le=20, description="Retries of a failed delivery.")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one delivery.")
     webhook_backoff_s: float = Field(1.0, ge=0, description="First retry delay (doubles).")
 
     @field_validator("api_keys", mode="before")
