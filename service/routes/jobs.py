@@ -121,28 +121,33 @@ def create_job(
             response.headers["Idempotent-Replayed"] = "true"
             return JobPublic.model_validate(public_job(_wait_for_record(ledger, existing)))
 
-    inputs: dict[str, str | list[str]] = {}
-    for name, data in uploads.items():
-        if isinstance(data, list):
-            inputs[name] = [
-                put_input(ledger, f"jobs/{job_id}/inputs/{name}-{i}{image_extension(d)}", d)
-                for i, d in enumerate(data)
-            ]
-        else:
-            key = f"jobs/{job_id}/inputs/{name}{image_extension(data)}"
-            inputs[name] = put_input(ledger, key, data)
-    ledger.create_job(
-        {
-            "id": job_id,
-            "task": task.value,
-            "params": job_params.model_dump(mode="json"),
-            "samples": samples,
-            "owner": owner,
-            "inputs": inputs,
-            "output_prefix": f"jobs/{job_id}/outputs",
-            "webhook_url": webhook,
-        }
-    )
+    try:
+        inputs: dict[str, str | list[str]] = {}
+        for name, data in uploads.items():
+            if isinstance(data, list):
+                inputs[name] = [
+                    put_input(ledger, f"jobs/{job_id}/inputs/{name}-{i}{image_extension(d)}", d)
+                    for i, d in enumerate(data)
+                ]
+            else:
+                key = f"jobs/{job_id}/inputs/{name}{image_extension(data)}"
+                inputs[name] = put_input(ledger, key, data)
+        ledger.create_job(
+            {
+                "id": job_id,
+                "task": task.value,
+                "params": job_params.model_dump(mode="json"),
+                "samples": samples,
+                "owner": owner,
+                "inputs": inputs,
+                "output_prefix": f"jobs/{job_id}/outputs",
+                "webhook_url": webhook,
+            }
+        )
+    except BaseException:
+        if idempotency_key:  # free the key: nothing was queued under it
+            ledger.redis.delete(keys.idempotency_key(owner, idempotency_key))
+        raise
     return JobPublic.model_validate(public_job(ledger.get_job(job_id)))
 
 
