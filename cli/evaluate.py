@@ -180,7 +180,7 @@ def eval_dataset(directory: Path, **arguments: Any) -> None:
         "images": len(sources),
         "where": server or "local",
         "metric_stride": stride,
-        "command": shlex.join(["gpnn", "eval-dataset", *sys.argv[2:]]),
+        "command": _command_line(directory, params, samples, limit, stride, server),
     }
     bar = tqdm(total=len(sources) * samples, unit="sample", disable=None, file=sys.stderr)
 
@@ -221,6 +221,23 @@ def eval_dataset(directory: Path, **arguments: Any) -> None:
         )
     )
     typer.echo(str(out / "index.html"))
+
+
+def _command_line(directory, params, samples, limit, stride, server) -> str:
+    """The canonical command that repeats this run (options at their default left out)."""
+    words = ["gpnn", "eval-dataset", str(directory), "--samples", str(samples)]
+    for name, value in params.model_dump(mode="json", exclude_defaults=True).items():
+        if name != "task":
+            words += ["--" + name.replace("_", "-"), str(value)]
+    extra = {
+        "--limit": limit,
+        "--metric-stride": stride if stride != 1 else None,
+        "--server": server,
+    }
+    for option, value in extra.items():
+        if value is not None:
+            words += [option, str(value)]
+    return shlex.join(words)
 
 
 eval_dataset.__signature__ = inspect.Signature(  # type: ignore[attr-defined]

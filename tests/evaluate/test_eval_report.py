@@ -209,6 +209,9 @@ def test_cli_eval_dataset_writes_report(dataset, tmp_path):
     assert [i["name"] for i in document["images"]] == ["1", "2"]
     assert document["settings"]["sigma"] == 0.5
     assert document["settings"]["samples"] == 2
+    assert document["settings"]["command"] == (
+        f"gpnn eval-dataset {dataset} --samples 2 --depth 1 --iterations 1 --sigma 0.5 --limit 2"
+    )
     assert (out / "index.html").is_file() and (out / "contact_sheet.png").is_file()
 
 
