@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from gpnn.core.device import build_index, resolve_device
 from gpnn.core.patches import extract_patches, fold, patch_grid
 from gpnn.core.pyramid import Shape, resize
-from gpnn.core.search import ExactKeys
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,15 @@ class SourceLevel:
     """The key and value patches of one pyramid level, searched many times.
 
     Built once per level and shared by every iteration and every sample.
+
+    Parameters
+    ----------
+    keys : (m, d) array, the patches searched
+    values : (m, d) array, the patches copied into the output
+    mode : "exact" or "fast" (`gpnn.core.params.SearchMode`). On the GPU the
+        search is always exact (it is fast there); on the CPU "fast" uses
+        `gpnn.core.fast_search.FastKeys`.
+    device : "cpu", "cuda" or "auto" (see `gpnn.core.device.resolve_device`)
     """
 
     def __init__(
@@ -48,11 +58,23 @@ class SourceLevel:
     ) -> None:
         if len(keys) == 0:
             raise ValueError("no valid source patch at this pyramid level (hole too large?)")
+        if str(mode) not in ("exact", "fast"):
+            raise ValueError(f"`mode` must be 'exact' or 'fast', got {mode!r}")
         self.values = values
-        self.index = ExactKeys(keys)
+        self.backend = resolve_device(device)
+        self.index = build_index(keys, mode=str(mode), backend=self.backend)
 
-    def nearest(self, queries: np.ndarray, alpha: float) -> np.ndarray:
-        return self.index.nearest(queries, alpha)
+    def nearest(
+        self, queries: np.ndarray, alpha: float, hint: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(n,) int64 index of the best key of each query row.
+
+        `hint` (n,) int64, optional: a candidate match per query (the previous
+        iteration's), used by the fast search and ignored by the exact ones.
+        """
+        if hint is not None and len(hint) != len(queries):
+            hint = None
+        return self.index.nearest(queries, alpha, hint)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,89 @@
+"""Exact alpha-normalised patch search with FAISS's GPU build.
+
+Only `gpnn.core.device` imports this module, and only after
+``faiss.get_num_gpus() > 0``: calling a GPU function of FAISS on a machine
+without a GPU aborts the process.
+
+The keys of a level live in a `GpuIndexFlatL2` built once per level; FAISS
+tiles the products on the device (never the full matrix). For finite alpha the
+per-key minimum over the queries and the re-scored maximum-inner-product
+search are two more brute-force GPU searches (`faiss.knn_gpu`), as in
+`gpnn.core.search`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import faiss
+import numpy as np
+
+_RESOURCES: dict[int, faiss.StandardGpuResources] = {}
+
+
+def gpu_resources(gpu: int = 0) -> faiss.StandardGpuResources:
+    """One `StandardGpuResources` per GPU for the process (its memory pool is reused)."""
+    if gpu not in _RESOURCES:
+        _RESOURCES[gpu] = faiss.StandardGpuResources()
+    return _RESOURCES[gpu]
+
+
+class FaissGpuKeys:
+    """The keys of one pyramid level on a GPU, searched exactly.
+
+    Parameters
+    ----------
+    keys : (m, d) array, converted to float32
+    gpu : device number
+    resources : FAISS GPU resources; None uses `gpu_resources(gpu)`
+    """
+
+    def __init__(
+        self,
+        keys: np.ndarray,
+        *,
+        gpu: int = 0,
+        resources: faiss.StandardGpuResources | None = None,
+    ) -> None:
+        self.gpu = gpu
+        self.resources = resources if resources is not None else gpu_resources(gpu)
+        keys = np.ascontiguousarray(keys, dtype=np.float32)
+        self.center = keys.mean(axis=0, dtype=np.float64).astype(np.float32)
+        self.centered = np.ascontiguousarray(keys - self.center)
+        self.norms = np.einsum("ij,ij->i", self.centered, self.centered, dtype=np.float64)
+        config = faiss.GpuIndexFlatConfig()
+        config.device = gpu
+        self._l2 = faiss.GpuIndexFlatL2(self.resources, self.dim, config)
+        self._l2.add(self.centered)
+
+    @property
+    def dim(self) -> int:
+        return self.centered.shape[1]
+
+    def nearest(
+        self, queries: np.ndarray, alpha: float, hint: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(n,) int64 index of the best key of each (n, d) query; `hint` is ignored."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32) - self.center
+        if math.isinf(alpha):
+            _, ids = self._l2.search(queries, 1)
+            return ids[:, 0].astype(np.int64)
+        key_min, _ = faiss.knn_gpu(self.resources, self.centered, queries, 1, device=self.gpu)
+        weight = 1.0 / (alpha * self.dim + np.maximum(key_min[:, 0].astype(np.float64), 0.0))
+        augmented_keys = np.empty((len(self.centered), self.dim + 2), dtype=np.float32)
+        augmented_keys[:, : self.dim] = self.centered * (2.0 * weight)[:, None]
+        augmented_keys[:, self.dim] = -weight
+        augmented_keys[:, self.dim + 1] = -weight * self.norms
+        augmented = np.empty((len(queries), self.dim + 2), dtype=np.float32)
+        augmented[:, : self.dim] = queries
+        augmented[:, self.dim] = np.einsum("ij,ij->i", queries, queries, dtype=np.float64)
+        augmented[:, self.dim + 1] = 1.0
+        _, ids = faiss.knn_gpu(
+            self.resources,
+            augmented,
+            augmented_keys,
+            1,
+            metric=faiss.METRIC_INNER_PRODUCT,
+            device=self.gpu,
+        )
+        return ids[:, 0].astype(np.int64)

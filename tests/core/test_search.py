@@ -1,0 +1,171 @@
+"""Nearest-patch search backends against brute force."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gpnn.core import device as device_module
+from gpnn.core import fast_search, search
+from gpnn.core.device import Backend, resolve_device
+from gpnn.core.fast_search import FastKeys
+from gpnn.core.pnn import SourceLevel
+from gpnn.core.search import ExactKeys, normalized_nn
+
+ALPHAS = [math.inf, 5e-3, 1.0]
+
+
+def brute_force(queries: np.ndarray, keys: np.ndarray, alpha: float) -> np.ndarray:
+    """(n, m) float64 alpha-normalised scores."""
+    d = ((queries[:, None, :].astype(np.float64) - keys[None]) ** 2).mean(axis=2)
+    if math.isinf(alpha):
+        return d
+    return d / (alpha + d.min(axis=0))
+
+
+def patch_like(rng: np.random.Generator, n: int, d: int = 27) -> np.ndarray:
+    """Smooth, correlated vectors in [0, 1] (like image patches), float32."""
+    base = rng.random((n, 1), dtype=np.float32)
+    return np.clip(base + 0.1 * rng.standard_normal((n, d), dtype=np.float32), 0, 1)
+
+
+def assert_same_up_to_ties(queries, keys, alpha, got, rtol=1e-4):
+    scores = brute_force(queries, keys, alpha)
+    rows = np.arange(len(queries))
+    best = scores.min(axis=1)
+    np.testing.assert_allclose(scores[rows, got], best, rtol=rtol, atol=1e-7)
+    assert (got == scores.argmin(axis=1)).mean() > 0.99
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+@pytest.mark.parametrize("tiles", [None, (7, 5)])
+def test_exact_matches_brute_force(monkeypatch, alpha, tiles):
+    if tiles is not None:
+        monkeypatch.setattr(search, "QUERY_TILE", tiles[0])
+        monkeypatch.setattr(search, "KEY_TILE", tiles[1])
+    rng = np.random.default_rng(1)
+    queries, keys = patch_like(rng, 300), patch_like(rng, 220)
+    got = normalized_nn(queries, keys, alpha)
+    assert got.dtype == np.int64 and got.shape == (300,)
+    assert_same_up_to_ties(queries, keys, alpha, got)
+
+
+def test_exact_key_minima(monkeypatch):
+    monkeypatch.setattr(search, "QUERY_TILE", 16)
+    monkeypatch.setattr(search, "KEY_TILE", 9)
+    rng = np.random.default_rng(2)
+    queries, keys = patch_like(rng, 100), patch_like(rng, 70)
+    index = ExactKeys(keys)
+    got = index.key_minima(queries - index.center)
+    want = ((queries[:, None, :].astype(np.float64) - keys[None]) ** 2).sum(axis=2).min(axis=0)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_ties_go_to_lowest_index():
+    keys = np.repeat(np.eye(3, dtype=np.float32), 2, axis=0)  # each key twice
+    queries = np.eye(3, dtype=np.float32)
+    assert normalized_nn(queries, keys, math.inf).tolist() == [0, 2, 4]
+
+
+@pytest.mark.parametrize(
+    ("queries", "keys", "alpha", "message"),
+    [
+        (np.zeros((2, 3)), np.zeros((2, 4)), 1.0, "dimension"),
+        (np.zeros(3), np.zeros((2, 3)), 1.0, "2-D"),
+        (np.zeros((0, 3)), np.zeros((2, 3)), 1.0, "empty"),
+        (np.zeros((2, 3)), np.zeros((2, 3)), 0.0, "alpha"),
+    ],
+)
+def test_validation(queries, keys, alpha, message):
+    with pytest.raises(ValueError, match=message):
+        normalized_nn(queries, keys, alpha)
+
+
+@pytest.fixture
+def small_fast(monkeypatch):
+    """Make the approximate path engage on test-sized levels."""
+    monkeypatch.setattr(fast_search, "EXACT_BELOW", 100)
+    monkeypatch.setattr(fast_search, "PCA_DIM", 8)
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_fast_is_close_to_exact(small_fast, alpha):
+    rng = np.random.default_rng(3)
+    keys = patch_like(rng, 2000)
+    queries = np.clip(
+        keys[rng.permutation(2000)[:800]] + 0.01 * rng.standard_normal((800, 27)), 0, 1
+    )
+    queries = queries.astype(np.float32)
+    fast = FastKeys(keys)
+    assert fast.approximate
+    got = fast.nearest(queries, alpha)
+    scores = brute_force(queries, keys, alpha)
+    rows = np.arange(len(queries))
+    # Most matches are the exact ones; the others are close in score.
+    assert (got == scores.argmin(axis=1)).mean() > 0.8
+    assert scores[rows, got].mean() < 1.1 * scores.min(axis=1).mean()
+
+
+def test_fast_with_exact_hint_is_exact(small_fast):
+    rng = np.random.default_rng(4)
+    keys, queries = patch_like(rng, 1500), patch_like(rng, 600)
+    exact = ExactKeys(keys).nearest(queries, math.inf)
+    got = FastKeys(keys).nearest(queries, math.inf, hint=exact)
+    assert_same_up_to_ties(queries, keys, math.inf, got)
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_fast_is_deterministic(small_fast, alpha):
+    rng = np.random.default_rng(5)
+    keys, queries = patch_like(rng, 1500), patch_like(rng, 600)
+    first = FastKeys(keys).nearest(queries, alpha)
+    second = FastKeys(keys).nearest(queries, alpha)
+    np.testing.assert_array_equal(first, second)
+
+
+def test_fast_small_levels_are_exact():
+    rng = np.random.default_rng(6)
+    keys, queries = patch_like(rng, 300), patch_like(rng, 200)
+    fast = FastKeys(keys)
+    assert not fast.approximate
+    np.testing.assert_array_equal(fast.nearest(queries, 5e-3), normalized_nn(queries, keys, 5e-3))
+
+
+@pytest.mark.parametrize("mode", ["exact", "fast"])
+def test_source_level_modes(small_fast, mode):
+    rng = np.random.default_rng(7)
+    keys = patch_like(rng, 400)
+    level = SourceLevel(keys, keys, mode=mode)
+    got = level.nearest(keys, math.inf)
+    np.testing.assert_array_equal(got, np.arange(400))
+
+
+def test_source_level_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="`mode`"):
+        SourceLevel(np.zeros((4, 3)), np.zeros((4, 3)), mode="fastest")
+
+
+def test_device_resolution(monkeypatch):
+    monkeypatch.setattr(device_module, "faiss_gpus", lambda: 0)
+    monkeypatch.setattr(device_module, "torch_cuda_available", lambda: False)
+    assert resolve_device("cpu") == Backend.cpu
+    assert resolve_device("auto") == Backend.cpu
+    with pytest.raises(ValueError, match="device `cuda` requested but no GPU is available"):
+        resolve_device("cuda")
+    with pytest.raises(ValueError, match="`device`"):
+        resolve_device("tpu")
+    monkeypatch.setattr(device_module, "torch_cuda_available", lambda: True)
+    assert resolve_device("cuda") == Backend.torch_cuda
+    assert resolve_device("auto") == Backend.torch_cuda
+    monkeypatch.setattr(device_module, "faiss_gpus", lambda: 1)
+    assert resolve_device("cuda") == Backend.faiss_gpu
+
+
+def test_cpu_resolution_never_imports_torch(monkeypatch):
+    def no_torch() -> bool:
+        raise AssertionError("torch looked up for a CPU device")
+
+    monkeypatch.setattr(device_module, "torch_cuda_available", no_torch)
+    assert resolve_device("cpu") == Backend.cpu
