@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -89,3 +90,67 @@ def worker(
     except (ValueError, ConnectionError) as error:
         _fail(str(error))
     sys.exit(0)
+
+
+@app.command()
+def demo(
+    source: Annotated[Path, typer.Argument(help="Image to generate samples of.")],
+    samples: Annotated[int, typer.Option(min=1, help="Number of samples.")] = 3,
+    mode: Annotated[str, typer.Option(help="Search mode: fast or exact.")] = "fast",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where the samples go.")] = Path(
+        "gpnn-out"
+    ),
+) -> None:
+    """Start the whole service on this machine, run one generation job through its REST
+    API, save the samples and stop everything again."""
+    import httpx
+
+    from gpnn.service.embedded import run_embedded
+
+    if not source.is_file():
+        _fail(f"`{source}` is not a file")
+    settings = _settings()
+    started = time.monotonic()
+    try:
+        with run_embedded(settings, workers=1) as base_url, httpx.Client(base_url=base_url) as api:
+            typer.echo(f"service up at {base_url} (store {settings.store_url})")
+            response = api.post(
+                "/v1/jobs",
+                data={
+                    "task": "generate",
+                    "samples": str(samples),
+                    "params": f'{{"mode": "{mode}"}}',
+                },
+                files={"source": (source.name, source.read_bytes())},
+            )
+            if response.status_code != 202:
+                _fail(f"the service refused the job: {response.status_code} {response.text}")
+            job = response.json()
+            typer.echo(f"POST /v1/jobs -> 202, job {job['id']} {job['status']}")
+            job = _wait_for_job(api, job["id"])
+            if job["status"] != "succeeded":
+                _fail(f"job {job['id']} {job['status']}: {job.get('error')}")
+            out.mkdir(parents=True, exist_ok=True)
+            for n in range(samples):
+                image = api.get(f"/v1/jobs/{job['id']}/outputs/{n}", follow_redirects=True)
+                image.raise_for_status()
+                target = out / f"{source.stem}-generate-{job['params']['seed'] + n}.png"
+                target.write_bytes(image.content)
+                typer.echo(f"GET /v1/jobs/{job['id']}/outputs/{n} -> {target}")
+    except (FileNotFoundError, ConnectionError, RuntimeError, httpx.HTTPError) as error:
+        _fail(str(error))
+    typer.echo(f"done in {time.monotonic() - started:.1f} s; the service has stopped")
+
+
+def _wait_for_job(api, job_id: str) -> dict:
+    last = None
+    while True:
+        job = api.get(f"/v1/jobs/{job_id}").json()
+        progress = job.get("progress") or {}
+        state = (job["status"], progress.get("samples_done"))
+        if state != last:
+            typer.echo(f"GET /v1/jobs/{job_id} -> {job['status']} {progress}")
+            last = state
+        if job["status"] in ("succeeded", "failed", "canceled"):
+            return job
+        time.sleep(0.5)  # polling interval of a client, not synchronisation
