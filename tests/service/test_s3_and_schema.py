@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import schemathesis
 
 from gpnn.core import decode_image
 
@@ -64,7 +65,6 @@ def test_batch_manifest_on_s3(make_client, s3_settings):
 
 
 def test_openapi_schema_fuzzing_finds_no_server_error(client):
-    schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, given, settings
 
     schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
