@@ -278,7 +278,7 @@ def format_value(key: str, value: Any) -> str:
     if value is None:
         return "n/a"
     if key in ("coherence", "completeness"):
-        return f"{value:.5f}"
+        return f"{value:.2e}"
     if key in ("diversity", "swd"):
         return f"{value:.4f}"
     if key in ("runtime_s", "runtime_per_sample_s"):
@@ -381,7 +381,7 @@ def _html(title, settings, entries, slugs, average) -> str:
         parts.append(f'<h2 id="{slug}">{esc(e.name)}</h2><div class="strip">')
         parts.append(_figure(f"images/{slug}/source.png", "source", "src"))
         for i, metrics in enumerate(e.per_sample[: len(entry.shown)]):
-            caption = f"#{i} coh {metrics.coherence:.4f} swd {metrics.swd:.3f}"
+            caption = f"#{i} coh {metrics.coherence:.1e} swd {metrics.swd:.3f}"
             parts.append(_figure(f"images/{slug}/sample-{i}.png", caption))
         parts.append(_figure(f"images/{slug}/histogram.png", "NN distance histogram"))
         parts.append("</div>")
@@ -498,8 +498,8 @@ def _contact_sheet(entries: Sequence[ReportEntry]) -> np.ndarray:
         div = "n/a" if e.diversity is None else f"{e.diversity:.3f}"
         _text(
             row,
-            f"{e.name}: diversity {div}  coherence {e.coherence:.4f}  "
-            f"completeness {e.completeness:.4f}  SWD {e.swd:.4f}  ({e.samples} samples)",
+            f"{e.name}: diversity {div}  coherence {e.coherence:.2e}  "
+            f"completeness {e.completeness:.2e}  SWD {e.swd:.4f}  ({e.samples} samples)",
             (2, 12),
         )
         rows.append(row)
