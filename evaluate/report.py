@@ -363,7 +363,7 @@ def _html(title, settings, entries, slugs, average) -> str:
     if settings:
         items = ", ".join(f"<code>{esc(str(k))}={esc(str(v))}</code>" for k, v in settings.items())
         parts.append(f"<p>Settings: {items}</p>")
-    parts.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in HEADERS.values()))
+    parts.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in HEADERS.values()) + "</tr>")
     rows = _rows(evaluations, average)
     for i, row in enumerate(rows):
         last = i == len(rows) - 1

@@ -161,6 +161,8 @@ def test_report_html_and_markdown_reference_existing_files(report_files):
     page = files["index.html"].decode()
     assert ("noisy &lt;b&gt;" in page and "<b>" not in page.replace("<b>", "", 0)) or True
     assert "noisy <b>" not in page  # names are escaped
+    for tag in ("tr", "td", "th", "figure", "div", "table"):
+        assert page.count(f"<{tag}") == page.count(f"</{tag}>"), tag
     for src in re.findall(r'src="([^"]+)"', page):
         assert src in files
     markdown = files["report.md"].decode()
