@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 EXACT_BELOW = 2500
 # Dimensions kept by the PCA in front of the inverted file.
 PCA_DIM = 24
+# Keys (an even subsample) the principal components are computed from.
+PCA_SAMPLE = 16384
 # Inverted lists per sqrt(number of keys), probes per query and candidates per
 # query (all re-scored exactly).
 LISTS_PER_SQRT = 2.0
@@ -43,11 +45,16 @@ NPROBE = 6
 CANDIDATES = 4
 # Probes per query when the previous iteration's match is offered as a hint:
 # the hint already carries what earlier searches found.
-NPROBE_WITH_HINT = 2
+NPROBE_WITH_HINT = 1
 # Candidate queries per key when estimating min_l |Q_l - K_j|^2 (finite alpha).
 REVERSE_CANDIDATES = 2
+# A level's iterations stop once fewer than this fraction of the matches changed
+# from one iteration to the next (`gpnn.core.pnn.SourceLevel.converged`).
+CONVERGED_FRACTION = 0.002
 # k-means of the coarse quantizer: iterations and the fixed seed.
-KMEANS_ITERATIONS = 10
+KMEANS_ITERATIONS = 8
+# Training points per inverted list (FAISS samples them, with the fixed seed).
+KMEANS_POINTS_PER_LIST = 40
 KMEANS_SEED = 1234
 
 
@@ -67,7 +74,8 @@ class FastKeys:
             return
         centered = self.exact.centered
         # PCA by an eigen-decomposition of the (d x d) covariance: deterministic.
-        covariance = (centered.T @ centered).astype(np.float64) / m
+        sample = centered[:: max(1, m // PCA_SAMPLE)]
+        covariance = (sample.T @ sample).astype(np.float64) / len(sample)
         _, vectors = np.linalg.eigh(covariance)
         self.projection = np.ascontiguousarray(vectors[:, ::-1][:, :PCA_DIM], dtype=np.float32)
         reduced = self._reduce(centered)
@@ -76,6 +84,8 @@ class FastKeys:
         self.index = faiss.IndexIVFFlat(self.quantizer, PCA_DIM, self.nlist)
         self.index.cp.seed = KMEANS_SEED
         self.index.cp.niter = KMEANS_ITERATIONS
+        self.index.cp.max_points_per_centroid = KMEANS_POINTS_PER_LIST
+        self.index.cp.min_points_per_centroid = 8
         self.index.train(reduced)
         self.index.add(reduced)
         logger.debug("fast search: %d keys, PCA %d -> %d, %d lists", m, d, PCA_DIM, self.nlist)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gpnn.core.device import build_index, resolve_device
+from gpnn.core.fast_search import CONVERGED_FRACTION
 from gpnn.core.patches import extract_patches, fold, patch_grid
 from gpnn.core.pyramid import Shape, resize
 
@@ -61,6 +62,7 @@ class SourceLevel:
         if str(mode) not in ("exact", "fast"):
             raise ValueError(f"`mode` must be 'exact' or 'fast', got {mode!r}")
         self.values = values
+        self.mode = str(mode)
         self.backend = resolve_device(device)
         self.index = build_index(keys, mode=str(mode), backend=self.backend)
 
@@ -75,6 +77,16 @@ class SourceLevel:
         if hint is not None and len(hint) != len(queries):
             hint = None
         return self.index.nearest(queries, alpha, hint)
+
+    def converged(self, previous: np.ndarray | None, chosen: np.ndarray) -> bool:
+        """Whether a level's iterations may stop: in fast mode, once fewer than
+        `CONVERGED_FRACTION` of the matches changed since the previous iteration.
+
+        Always False in exact mode, which runs every iteration.
+        """
+        if self.mode != "fast" or previous is None or len(previous) != len(chosen):
+            return False
+        return float(np.mean(previous != chosen)) < CONVERGED_FRACTION
 
 
 @dataclass(frozen=True)

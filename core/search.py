@@ -69,8 +69,7 @@ class ExactKeys:
         self.center = self.keys.mean(axis=0, dtype=np.float64).astype(np.float32)
         self.centered = self.keys - self.center
         self.norms = np.einsum("ij,ij->i", self.centered, self.centered, dtype=np.float64)
-        # [-2 K, |K|^2]: the alpha = inf search is one tiled argmin against [Q, 1].
-        self._l2_keys = _augment(-2.0 * self.centered, self.norms)
+        self._l2_keys: np.ndarray | None = None
 
     @property
     def dim(self) -> int:
@@ -85,6 +84,9 @@ class ExactKeys:
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32) - self.center
         if math.isinf(alpha):
+            if self._l2_keys is None:
+                # [-2 K, |K|^2]: the alpha = inf search is one tiled argmin against [Q, 1].
+                self._l2_keys = _augment(-2.0 * self.centered, self.norms)
             _, ids = tiled_argmin(_augment(queries, 1.0), self._l2_keys)
             return ids
         return self._normalized(queries, alpha)
