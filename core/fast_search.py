@@ -68,7 +68,7 @@ class FastKeys:
 
     def __init__(self, keys: np.ndarray) -> None:
         self.exact = ExactKeys(keys)
-        m, d = self.exact.keys.shape
+        m, d = self.exact.centered.shape
         self.approximate = m > EXACT_BELOW and d > PCA_DIM
         if not self.approximate:
             return

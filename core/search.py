@@ -65,15 +65,16 @@ class ExactKeys:
     """
 
     def __init__(self, keys: np.ndarray) -> None:
-        self.keys = np.ascontiguousarray(keys, dtype=np.float32)
-        self.center = self.keys.mean(axis=0, dtype=np.float64).astype(np.float32)
-        self.centered = self.keys - self.center
+        keys = np.asarray(keys, dtype=np.float32)
+        self.center = keys.mean(axis=0, dtype=np.float64).astype(np.float32)
+        # Only the centred copy is kept (one (m, d) float32 array per level).
+        self.centered = np.ascontiguousarray(keys - self.center)
         self.norms = np.einsum("ij,ij->i", self.centered, self.centered, dtype=np.float64)
         self._l2_keys: np.ndarray | None = None
 
     @property
     def dim(self) -> int:
-        return self.keys.shape[1]
+        return self.centered.shape[1]
 
     def nearest(
         self, queries: np.ndarray, alpha: float, hint: np.ndarray | None = None
@@ -102,7 +103,7 @@ class ExactKeys:
     def _normalized(self, queries: np.ndarray, alpha: float) -> np.ndarray:
         weight = 1.0 / (alpha * self.dim + self.key_minima(queries))
         q_norms = np.einsum("ij,ij->i", queries, queries, dtype=np.float64)
-        keys = np.empty((len(self.keys), self.dim + 2), dtype=np.float32)
+        keys = np.empty((len(self.centered), self.dim + 2), dtype=np.float32)
         keys[:, : self.dim] = self.centered * (-2.0 * weight)[:, None]
         keys[:, self.dim] = weight
         keys[:, self.dim + 1] = weight * self.norms
