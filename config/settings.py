@@ -14,6 +14,8 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gpnn.core.params import SearchMode
+
 MIB = 1024 * 1024
 
 
@@ -56,6 +58,10 @@ class Settings(BaseSettings):
     queue_name: str = Field("gpnn", description="RQ queue (webhooks: `<name>-webhooks`).")
     workers: int = Field(2, ge=1, le=64, description="Worker processes per machine.")
     device: str = Field("cpu", description="Engine device of the workers: cpu, cuda or auto.")
+    default_mode: SearchMode = Field(
+        SearchMode.fast,
+        description="Search mode of jobs whose parameters name none (`fast` or `exact`).",
+    )
     job_timeout_s: int = Field(3600, ge=1, description="A job running longer is stopped.")
     job_retries: int = Field(2, ge=0, le=10, description="Retries of a job lost with its worker.")
     heartbeat_interval_s: int = Field(

@@ -21,8 +21,13 @@ from gpnn.worker.imagecheck import check_image
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
-def parse_params(task: Task, raw: str | None, seed: int | None) -> list[CommonParams]:
-    """`raw` is a JSON object (or, for batches, a list of objects) of engine parameters."""
+def parse_params(
+    task: Task, raw: str | None, seed: int | None, default_mode: str
+) -> list[CommonParams]:
+    """`raw` is a JSON object (or, for batches, a list of objects) of engine parameters.
+
+    A parameter set that names no `mode` gets the service's `default_mode`.
+    """
     try:
         values = json.loads(raw) if raw not in (None, "") else {}
     except json.JSONDecodeError as error:
@@ -40,6 +45,7 @@ def parse_params(task: Task, raw: str | None, seed: int | None) -> list[CommonPa
         if item.get("task", task) != task:
             raise InvalidRequest(f"`{where}.task`: `{item['task']}` differs from task `{task}`")
         item.pop("task", None)
+        item.setdefault("mode", default_mode)
         if seed is not None:
             item["seed"] = seed
         try:

@@ -112,7 +112,7 @@ def create_batch(
 ) -> BatchPublic:
     if "source" not in TASK_INPUTS[task]:
         raise InvalidRequest(f"`task`: batches run tasks with a `source` input, not `{task}`")
-    param_sets = parse_params(task, params, seed)
+    param_sets = parse_params(task, params, seed, settings.default_mode)
     if samples > settings.max_samples:
         raise InvalidRequest(f"`samples`: at most {settings.max_samples}")
     webhook = check_webhook_url(webhook_url)

@@ -161,3 +161,11 @@ def test_readyz_reports_unreachable_store(make_client, settings, tmp_path):
     answer = client.get("/readyz")
     assert answer.status_code == 503 and answer.json()["checks"]["store"].startswith("unreach")
     assert not blocked.exists()
+
+
+def test_jobs_without_a_mode_get_the_service_default(client, settings):
+    files = {"source": ("s.png", png(SOURCE), "image/png")}
+    unnamed = submit(client, "generate", files)
+    named = submit(client, "generate", files, {"mode": "exact"})
+    assert unnamed.json()["params"]["mode"] == settings.default_mode == "fast"
+    assert named.json()["params"]["mode"] == "exact"
