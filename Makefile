@@ -33,7 +33,8 @@ format: install
 	$(BIN)/ruff format .
 
 bench: install  ## Speed, memory and quality tables (see docs/performance.md).
-	$(BIN)/python bench/engine.py --dataset $(SHARED)/datasets/sigd16
+	$(BIN)/python bench/engine.py --mode both --images 16 --out build/bench
+	$(BIN)/python bench/scaling.py
 
 serve: install  ## The whole product on this machine, or only the API when REDIS_URL is set.
 	$(BIN)/gpnn serve

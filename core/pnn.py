@@ -113,17 +113,27 @@ def refine(
     alpha: float,
     report: Callable[[int, int, int, int], None] | None = None,
 ) -> np.ndarray:
-    """Run PNN over `stages`, starting from `guess`; returns the final image."""
+    """Run PNN over `stages`, starting from `guess`; returns the final image.
+
+    Each iteration hands the previous iteration's matches to the search as a
+    hint; a stage ends early once its source level says the matches have
+    converged (fast mode only), and reports its remaining iterations as done.
+    """
     image = guess
     for number, stage in enumerate(stages):
         patch_grid(stage.shape, patch_size)
         image = resize(image, stage.shape)
+        chosen = None
         for iteration in range(stage.iterations):
             queries = extract_patches(image, patch_size)
-            chosen = stage.source.nearest(queries, alpha)
+            previous, chosen = chosen, stage.source.nearest(queries, alpha, hint=chosen)
             image = fold(stage.source.values[chosen], stage.shape, patch_size)
             if stage.known is not None:
                 image = np.where(stage.known.free, image, stage.known.image)
+            converged = stage.source.converged(previous, chosen)
             if report is not None:
-                report(number, len(stages), iteration, stage.iterations)
+                done = stage.iterations - 1 if converged else iteration
+                report(number, len(stages), done, stage.iterations)
+            if converged:
+                break
     return image

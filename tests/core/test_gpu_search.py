@@ -7,10 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from gpnn.core.device import faiss_gpus
 from gpnn.core.search import normalized_nn
 
-pytestmark = pytest.mark.skipif(faiss_gpus() == 0, reason="FAISS sees no GPU")
+pytestmark = pytest.mark.gpu  # run with `pytest -m gpu` on a machine with a GPU
 
 
 @pytest.mark.parametrize("alpha", [math.inf, 5e-3])
