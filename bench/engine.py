@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import propagation  # bench/propagation.py, beside this script
 import psutil
 
 from gpnn.core import metrics, pnn
@@ -130,17 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dataset", type=Path, default=DATASET)
     parser.add_argument("--out", type=Path, default=None, help="save outputs and results here")
-    parser.add_argument(
-        "--loop",
-        choices=["propagate", "library"],
-        default="propagate",
-        help="propagate: previous matches as hints and early stopping (bench/propagation.py; "
-        "a no-op once pnn.refine does it); library: pnn.refine as it is",
-    )
     parser.add_argument("--reuse", action="store_true", help="reuse cached outputs in --out")
     args = parser.parse_args(argv)
-    if args.loop == "propagate":
-        propagation.install()
 
     names = sorted(args.dataset.glob("*.jpg"), key=lambda p: int(p.stem))[: args.images]
     if args.only:

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import propagation  # bench/propagation.py, beside this script
 from engine import DATASET, PeakMemory
 
 from gpnn.core.imageio import read_image
@@ -30,10 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", choices=["exact", "fast"], default="fast")
     parser.add_argument("--sizes", default="128,256,512,1024")
     parser.add_argument("--image", type=Path, default=DATASET / "1.jpg")
-    parser.add_argument("--loop", choices=["propagate", "library"], default="propagate")
     args = parser.parse_args(argv)
-    if args.loop == "propagate":
-        propagation.install()
     source = read_image(args.image)
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"{'size':>10} {'pixels':>9} {'time s':>8} {'peak MB':>8}")
