@@ -46,6 +46,12 @@ TASK_INPUTS: dict[Task, tuple[str, ...]] = {
 }
 OPTIONAL_INPUTS = {(Task.inpaint, "mask")}
 
+# Gradual resizing starts from a coarsest level whose short side is this many
+# patches. The paper suggests about 4; with 2.5 objects keep their shape when the
+# aspect ratio changes (a 250x188 photo widened 1.6x: round objects stay round
+# at 2.5 and come out stretched at 4).
+RESIZE_COARSEST_PATCHES = 2.5
+
 # Colour distance (in 0..255 units, per channel) under which a pixel belongs to
 # the user's uniformly coloured region; room for JPEG ringing.
 COLOR_TOLERANCE = 12
@@ -98,7 +104,9 @@ def retarget(
     source = _as_image(source, "source")
     target = (params.height, params.width)
     extent = min(*source.shape[:2], *target)
-    depth = _depth(params, depth_for(extent, 4 * params.patch_size, params.ratio))
+    depth = _depth(
+        params, depth_for(extent, RESIZE_COARSEST_PATCHES * params.patch_size, params.ratio)
+    )
     pyramid = _pyramid(source, params, depth, "source")
     output_shapes = _output_shapes(target, params, depth, "target size")
     stages = _stages([pyramid], params, device, output_shapes, start=pyramid[-1].shape[:2])
@@ -195,7 +203,9 @@ def collage(
     joined = np.concatenate(images, axis=1)
     target = (params.height or joined.shape[0], params.width or joined.shape[1])
     extent = min(height, *target)
-    depth = _depth(params, depth_for(extent, 4 * params.patch_size, params.ratio))
+    depth = _depth(
+        params, depth_for(extent, RESIZE_COARSEST_PATCHES * params.patch_size, params.ratio)
+    )
     pyramids = [_pyramid(image, params, depth, f"sources[{i}]") for i, image in enumerate(images)]
     output_shapes = _output_shapes(target, params, depth, "collage size")
     start = level_shape(joined.shape[:2], params.ratio, depth)
