@@ -93,3 +93,15 @@ def test_default_recovery_is_within_two_minutes():
     # Lease expiry, then the next maintenance pass of a live worker requeues the job.
     assert lease + defaults.maintenance_interval_s <= 60
     assert defaults.job_retries >= 1
+
+
+def test_worker_pool_shares_the_cores_between_its_workers(monkeypatch):
+    from gpnn.worker.runner import THREAD_VARIABLES, WorkerPool
+
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert {WorkerPool(4).env[name] for name in THREAD_VARIABLES} == {"2"}
+    assert WorkerPool(16).env["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # an operator's choice wins
+    assert WorkerPool(4).env["OMP_NUM_THREADS"] == "3"
