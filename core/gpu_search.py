@@ -18,6 +18,8 @@ import math
 import faiss
 import numpy as np
 
+from gpnn.core.search import augment_queries
+
 _RESOURCES: dict[int, faiss.StandardGpuResources] = {}
 
 
@@ -74,10 +76,7 @@ class FaissGpuKeys:
         augmented_keys[:, : self.dim] = self.centered * (2.0 * weight)[:, None]
         augmented_keys[:, self.dim] = -weight
         augmented_keys[:, self.dim + 1] = -weight * self.norms
-        augmented = np.empty((len(queries), self.dim + 2), dtype=np.float32)
-        augmented[:, : self.dim] = queries
-        augmented[:, self.dim] = np.einsum("ij,ij->i", queries, queries, dtype=np.float64)
-        augmented[:, self.dim + 1] = 1.0
+        augmented = augment_queries(queries)
         _, ids = faiss.knn_gpu(
             self.resources,
             augmented,
