@@ -19,7 +19,7 @@ from gpnn.core.params import (
     InpaintParams,
     RetargetParams,
 )
-from gpnn.worker.status import JobStatus
+from gpnn.worker.status import JobStatus, ReportStatus
 
 TaskParams = Annotated[
     GenerateParams | RetargetParams | AnalogyParams | InpaintParams | CollageParams | EditParams,
@@ -86,6 +86,9 @@ class BatchPublic(BaseModel):
     jobs: list[str]
     manifest: str | None = Field(None, description="Link to the manifest once finished.")
     manifest_key: str | None = Field(None, description="Store key of the manifest.")
+    report: ReportStatus | None = Field(None, description="The evaluation report, if asked for.")
+    report_url: str | None = Field(None, description="Link to the report's index.html.")
+    report_error: str | None = Field(None, description="Why the report could not be written.")
 
 
 class ErrorBody(BaseModel):

@@ -15,3 +15,5 @@ DURATION_BUCKETS_S = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 IDEMPOTENCY_TTL_S = 24 * 3600
 # Webhook deliveries: RQ timeout of one delivery job (all its retries included).
 WEBHOOK_JOB_TIMEOUT_S = 600
+# A batch's evaluation report goes into this folder beside its manifest.
+REPORT_FOLDER = "report"

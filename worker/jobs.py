@@ -8,6 +8,7 @@ writes the outputs atomically and only then marks the job succeeded.
 from __future__ import annotations
 
 import logging
+import mimetypes
 import time
 from typing import Any
 
@@ -153,6 +154,63 @@ def run_job(job_id: str) -> dict[str, Any]:
         logger.exception("job %s failed", job_id)
         ledger.fail(job_id, f"internal error: {type(error).__name__}: {error}")
     return {"status": "failed"}
+
+
+def write_batch_report(batch_id: str) -> dict[str, Any]:
+    """Evaluate every succeeded job of a finished batch against its source and write
+    the report (`gpnn.evaluate.write_report`) under ``<batch>/report/``."""
+    from gpnn.core import decode_image
+    from gpnn.evaluate import build_entry, write_report
+
+    settings = get_settings()
+    ledger = Ledger(get_current_job().connection, settings)
+    batch = ledger.get_batch(batch_id)
+
+    def fetch(key: str) -> bytes:
+        return with_retries(
+            lambda: ledger.store.get(key),
+            retries=settings.store_retries,
+            delay_s=settings.store_retry_delay_s,
+            what=f"read {key}",
+        )
+
+    try:
+        entries = []
+        for entry in ledger.manifest(batch)["jobs"]:
+            if entry["status"] != "succeeded":
+                continue
+            source = decode_image(fetch(entry["inputs"]["source"]), name=entry["input"])
+            samples = [decode_image(fetch(key), name=key) for key in entry["outputs"]]
+            engine_s = (entry.get("timings") or {}).get("engine_s")
+            entries.append(build_entry(entry["input"], source, samples, runtime_s=engine_s))
+        if not entries:
+            raise ValueError("no job of the batch succeeded")
+        files = write_report(
+            entries,
+            title=f"gpnn batch {batch_id}",
+            settings={
+                "task": batch["task"],
+                "params": batch["params"],
+                "samples": batch["samples"],
+            },
+        )
+        for name, data in files.items():
+            key = f"{batch['output_prefix']}/{defaults.REPORT_FOLDER}/{name}"
+            with_retries(
+                lambda key=key, data=data: ledger.store.put(key, data, _media_type(key)),
+                retries=settings.store_retries,
+                delay_s=settings.store_retry_delay_s,
+                what=f"write {key}",
+            )
+    except (ValueError, StoreError) as error:
+        ledger.finish_report(batch_id, error=str(error))
+        return {"status": "failed"}
+    ledger.finish_report(batch_id)
+    return {"status": "written", "files": len(files)}
+
+
+def _media_type(key: str) -> str:
+    return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
 
 def on_rq_failure(job, connection, exc_type, exc_value, traceback) -> None:

@@ -23,7 +23,7 @@ from gpnn.config import Settings
 from gpnn.store import Store, open_store, with_retries
 from gpnn.worker import defaults, keys
 from gpnn.worker.exceptions import UnknownJob
-from gpnn.worker.status import JobStatus
+from gpnn.worker.status import JobStatus, ReportStatus
 
 logger = logging.getLogger(__name__)
 
@@ -327,6 +327,14 @@ class Ledger:
             pipe.expire(keys.batch_jobs_key(batch_id), self.settings.result_ttl_s)
             pipe.execute()
         logger.info("batch %s: %s", batch_id, status.value)
+        if batch.get("report") == ReportStatus.requested.value:
+            self.jobs_queue.enqueue(
+                "gpnn.worker.jobs.write_batch_report",
+                batch_id,
+                job_timeout=self.settings.job_timeout_s,
+                result_ttl=self.settings.result_ttl_s,
+                failure_ttl=self.settings.result_ttl_s,
+            )
         if batch.get("webhook_url"):
             self.send_webhook(
                 batch["webhook_url"],
@@ -371,6 +379,13 @@ class Ledger:
         }
 
     # --- webhooks and metrics ---------------------------------------------------------------
+
+    def finish_report(self, batch_id: str, error: str | None = None) -> None:
+        """Record that a batch's report was written (or why it was not)."""
+        fields = {"report": ReportStatus.failed.value if error else ReportStatus.written.value}
+        if error:
+            fields["report_error"] = error
+        self.redis.hset(keys.batch_key(batch_id), mapping=fields)
 
     def webhook_secret(self) -> str:
         """The HMAC key of webhook signatures: configured, or generated once in Redis."""
@@ -451,6 +466,11 @@ def public_batch(record: dict[str, Any], fraction: float | None = None) -> dict[
         "jobs": [f"/v1/jobs/{j}" for j in record.get("job_ids", [])],
         "manifest": f"/v1/batches/{record['id']}/manifest" if record.get("manifest") else None,
         "manifest_key": record.get("manifest"),
+        "report": record.get("report"),
+        "report_url": f"/v1/batches/{record['id']}/report/index.html"
+        if record.get("report") == ReportStatus.written.value
+        else None,
+        "report_error": record.get("report_error"),
     }
 
 

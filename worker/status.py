@@ -18,3 +18,11 @@ class JobStatus(StrEnum):
 
 
 TERMINAL = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled})
+
+
+class ReportStatus(StrEnum):
+    """Where a batch's evaluation report stands (`POST /v1/batches` with `report`)."""
+
+    requested = "requested"
+    written = "written"
+    failed = "failed"

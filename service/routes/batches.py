@@ -7,6 +7,7 @@ one engine call, so pyramids and key indices are built once per input.
 from __future__ import annotations
 
 import json
+import mimetypes
 import re
 import uuid
 import zipfile
@@ -30,8 +31,9 @@ from gpnn.service.intake import (
 from gpnn.service.routes.jobs import ERRORS, put_input
 from gpnn.service.schemas import BatchPublic, ErrorBody
 from gpnn.store import ObjectNotFound, with_retries
+from gpnn.worker.defaults import REPORT_FOLDER
 from gpnn.worker.ledger import Ledger, public_batch
-from gpnn.worker.status import JobStatus
+from gpnn.worker.status import JobStatus, ReportStatus
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
@@ -109,6 +111,13 @@ def create_batch(
     structure: Annotated[UploadFile | None, File(description="Analogy: for all inputs.")] = None,
     mask: Annotated[UploadFile | None, File(description="Inpaint: for all inputs.")] = None,
     edited: Annotated[UploadFile | None, File(description="Edit: for all inputs.")] = None,
+    report: Annotated[
+        bool,
+        Form(
+            description="Also write the evaluation report (metrics per input, HTML page, "
+            "contact sheet) next to the manifest once the batch has finished."
+        ),
+    ] = False,
 ) -> BatchPublic:
     if "source" not in TASK_INPUTS[task]:
         raise InvalidRequest(f"`task`: batches run tasks with a `source` input, not `{task}`")
@@ -183,6 +192,7 @@ def create_batch(
             "output_prefix": base,
             "webhook_url": webhook,
             "origin": "archive" if archive is not None else f"prefix:{prefix}",
+            "report": ReportStatus.requested.value if report else None,
         },
         jobs,
     )
@@ -236,6 +246,27 @@ def get_manifest(batch_id: BatchId, ledger: LedgerDep, owner: OwnerDep) -> Respo
         raise NotFound(f"the manifest of batch `{batch_id}` has expired") from None
     json.loads(data)
     return Response(data, media_type="application/json")
+
+
+@router.get(
+    "/{batch_id}/report/{name:path}",
+    responses=ERRORS,
+    summary="A file of the batch's evaluation report (start with index.html)",
+)
+def get_report_file(batch_id: BatchId, name: str, ledger: LedgerDep, owner: OwnerDep) -> Response:
+    record = _owned(ledger, batch_id, owner)
+    if record.get("report") != ReportStatus.written.value:
+        state = record.get("report") or "not requested"
+        raise Conflict(f"the report of batch `{batch_id}` is not available ({state})")
+    if ".." in PurePosixPath(name).parts:
+        raise NotFound(f"no report file `{name}`")
+    key = f"{record['output_prefix']}/{REPORT_FOLDER}/{name}"
+    try:
+        data = with_retries(lambda: ledger.store.get(key))
+    except ObjectNotFound:
+        raise NotFound(f"no report file `{name}` in batch `{batch_id}`") from None
+    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return Response(data, media_type=media_type)
 
 
 @router.post(

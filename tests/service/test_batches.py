@@ -119,3 +119,32 @@ def test_batch_cancel_and_bad_requests(client, settings):
     assert answer.status_code == 422 and "structure" in answer.json()["detail"]
     answer = post({"task": "generate", "params": json.dumps([{"alpha": -1}])}, files)
     assert answer.status_code == 422 and "alpha" in answer.json()["detail"]
+
+
+def test_batch_report_is_written_beside_the_manifest(client, settings):
+    archive = make_zip({"a.png": png(synthetic(seed=1)), "b.png": png(synthetic(seed=2))})
+    answer = client.post(
+        "/v1/batches",
+        data={"task": "generate", "params": json.dumps(CHEAP), "samples": "2", "report": "true"},
+        files={"archive": ("inputs.zip", archive, "application/zip")},
+    )
+    assert answer.status_code == 202, answer.text
+    batch_id = answer.json()["id"]
+    assert answer.json()["report"] == "requested"
+    early = client.get(f"/v1/batches/{batch_id}/report/index.html")
+    assert early.status_code == 409 and "requested" in early.json()["detail"]
+
+    drain(settings)  # runs the jobs, then the report job that the last one queued
+
+    batch = client.get(f"/v1/batches/{batch_id}").json()
+    assert batch["report"] == "written", batch["report_error"]
+    page = client.get(batch["report_url"])
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "a.png" in page.text and "b.png" in page.text
+    metrics = client.get(f"/v1/batches/{batch_id}/report/metrics.json").json()
+    names = [image["name"] for image in metrics["images"]]
+    assert sorted(names) == ["a.png", "b.png"]
+    assert all(image["diversity"] is not None for image in metrics["images"])
+    store = open_store(settings.store_url)
+    assert store.exists(f"batches/{batch_id}/report/contact_sheet.png")
+    assert client.get(f"/v1/batches/{batch_id}/report/../manifest.json").status_code == 404
