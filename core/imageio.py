@@ -9,6 +9,7 @@ reads as white rather than as whatever colour the pixels hold under it.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -55,6 +56,28 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     if not ok:
         raise ValueError(f"cannot write an image with extension `{path.suffix}`")
     path.write_bytes(buffer.tobytes())
+
+
+def as_image(image: Any, name: str = "image") -> np.ndarray:
+    """Check an in-memory image and return it as C-contiguous float32 (H, W, 3).
+
+    Accepts float arrays in [0, 1] and uint8 (scaled by 1/255); 2-D arrays are
+    taken as grey and repeated into RGB. Raises `ValueError` naming `name`.
+    """
+    array = np.asarray(image)
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 255.0
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"`{name}` must be an (H, W, 3) RGB image, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"`{name}` is empty")
+    if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
+        raise ValueError(f"`{name}` must hold finite floats in [0, 1] (or uint8)")
+    if array.min() < 0.0 or array.max() > 1.0:
+        raise ValueError(f"`{name}` values must lie in [0, 1]")
+    return np.ascontiguousarray(array, dtype=np.float32)
 
 
 def _read_bytes(path: str | Path) -> bytes:

@@ -28,6 +28,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from gpnn.core.imageio import as_image
 from gpnn.core.patches import extract_patches
 from gpnn.core.pyramid import level_shape, resize
 
@@ -71,12 +72,12 @@ def diversity(samples: Sequence[np.ndarray], source: np.ndarray) -> float:
     samples the estimate is noisier and slightly lower (the population std
     of few draws underestimates the spread).
     """
-    source = _as_image(source, "source")
+    source = as_image(source, "source")
     if len(samples) < 2:
         raise ValueError("`samples` must hold at least two images to measure diversity")
     greys = []
     for i, sample in enumerate(samples):
-        image = _as_image(sample, f"samples[{i}]")
+        image = as_image(sample, f"samples[{i}]")
         if image.shape != source.shape:
             raise ValueError(
                 f"`samples[{i}]` is {image.shape[0]}x{image.shape[1]} but `source` is "
@@ -195,8 +196,8 @@ def patch_swd(
         values in [0, 1] (not per-pixel MSE). 0 for identical images, and for
         any rearrangement that keeps the multiset of patches.
     """
-    output = _as_image(output, "output")
-    source = _as_image(source, "source")
+    output = as_image(output, "output")
+    source = as_image(source, "source")
     if projections < 1:
         raise ValueError("`projections` must be at least 1")
     if not 0 < ratio < 1:
@@ -356,7 +357,7 @@ class _PatchIndex:
 
 def _patches(image: Any, name: str, patch_size: int, stride: int = 1) -> np.ndarray:
     _check_patch_size(patch_size)
-    image = _as_image(image, name)
+    image = as_image(image, name)
     if min(image.shape[:2]) < patch_size:
         raise ValueError(
             f"`{name}` of {image.shape[0]}x{image.shape[1]} pixels is smaller than one "
@@ -373,31 +374,3 @@ def _patches(image: Any, name: str, patch_size: int, stride: int = 1) -> np.ndar
 def _check_patch_size(patch_size: int) -> None:
     if patch_size < 1 or patch_size % 2 == 0:
         raise ValueError("`patch_size` must be a positive odd integer")
-
-
-def _as_image(image: Any, name: str) -> np.ndarray:
-    array = np.asarray(image)
-    if array.dtype == np.uint8:
-        array = array.astype(np.float32) / 255.0
-    if array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f"`{name}` must be an (H, W, 3) RGB image, got shape {array.shape}")
-    if array.size == 0:
-        raise ValueError(f"`{name}` is empty")
-    if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
-        raise ValueError(f"`{name}` must hold finite floats in [0, 1] (or uint8)")
-    return np.ascontiguousarray(array, dtype=np.float32)
-
-
-__all__ = [
-    "HISTOGRAM_BINS",
-    "HISTOGRAM_EDGES",
-    "PATCH_SIZE",
-    "SampleMetrics",
-    "coherence",
-    "completeness",
-    "diversity",
-    "nearest_patch_distances",
-    "nn_histogram",
-    "patch_swd",
-    "sample_metrics",
-]

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from gpnn.core.imageio import as_image
 from gpnn.core.params import (
     AnalogyParams,
     CollageParams,
@@ -71,7 +72,7 @@ def generate(
     The coarsest level of the source plus N(0, sigma^2) noise is the initial guess.
     """
     params = _resolve(Task.generate, params, overrides)
-    source = _as_image(source, "source")
+    source = as_image(source, "source")
     p = params.patch_size
     depth = _depth(params, depth_for(min(source.shape[:2]), 2 * p, params.ratio))
     pyramid = _pyramid(source, params, depth, "source")
@@ -101,7 +102,7 @@ def retarget(
     completeness-favouring alpha; finer levels then add the detail.
     """
     params = _resolve(Task.retarget, params, overrides)
-    source = _as_image(source, "source")
+    source = as_image(source, "source")
     target = (params.height, params.width)
     extent = min(*source.shape[:2], *target)
     depth = _depth(
@@ -126,8 +127,8 @@ def analogy(
     """The patches of `source` (A) arranged like `structure` (B): structural
     analogy, or sketch-to-image when B is a sketch. The output has B's size."""
     params = _resolve(Task.analogy, params, overrides)
-    source = _as_image(source, "source")
-    structure = _as_image(structure, "structure")
+    source = as_image(source, "source")
+    structure = as_image(structure, "structure")
     extent = min(*source.shape[:2], *structure.shape[:2])
     depth = _depth(params, depth_for(extent, 4 * params.patch_size, params.ratio))
     pyramid = _pyramid(source, params, depth, "source")
@@ -154,7 +155,7 @@ def inpaint(
     Pixels outside the hole keep the input's values exactly.
     """
     params = _resolve(Task.inpaint, params, overrides)
-    source = _as_image(source, "source")
+    source = as_image(source, "source")
     hole = _hole(source, mask, params.color)
     rows, cols = np.nonzero(hole)
     extent = max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)
@@ -194,7 +195,7 @@ def collage(
     params = _resolve(Task.collage, params, overrides)
     if len(sources) == 0:
         raise ValueError("`sources` must hold at least one image")
-    images = [_as_image(s, f"sources[{i}]") for i, s in enumerate(sources)]
+    images = [as_image(s, f"sources[{i}]") for i, s in enumerate(sources)]
     height = min(image.shape[0] for image in images)
     images = [
         resize(image, (height, max(1, round(image.shape[1] * height / image.shape[0]))))
@@ -227,8 +228,8 @@ def edit(
     """Make a naive edit of `source` (`edited`, same size) coherent; optional
     noise (`sigma`) gives several solutions."""
     params = _resolve(Task.edit, params, overrides)
-    source = _as_image(source, "source")
-    edited = _as_image(edited, "edited")
+    source = as_image(source, "source")
+    edited = as_image(edited, "edited")
     if edited.shape != source.shape:
         raise ValueError(
             f"`edited` is {edited.shape[0]}x{edited.shape[1]} but `source` is "
@@ -288,23 +289,6 @@ def _resolve(task: Task, params: CommonParams | None, overrides: Mapping[str, An
     if params.task != task:  # type: ignore[attr-defined]
         raise ValueError(f"parameters for `{params.task}` given to `{task}`")  # type: ignore[attr-defined]
     return params
-
-
-def _as_image(image: Any, name: str) -> np.ndarray:
-    array = np.asarray(image)
-    if array.dtype == np.uint8:
-        array = array.astype(np.float32) / 255.0
-    if array.ndim == 2:
-        array = np.repeat(array[:, :, None], 3, axis=2)
-    if array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f"`{name}` must be an (H, W, 3) RGB image, got shape {array.shape}")
-    if array.size == 0:
-        raise ValueError(f"`{name}` is empty")
-    if not np.issubdtype(array.dtype, np.floating) or not np.isfinite(array).all():
-        raise ValueError(f"`{name}` must hold finite floats in [0, 1] (or uint8)")
-    if array.min() < 0.0 or array.max() > 1.0:
-        raise ValueError(f"`{name}` values must lie in [0, 1]")
-    return np.ascontiguousarray(array, dtype=np.float32)
 
 
 def _hole(source: np.ndarray, mask: Any, color: tuple[int, int, int] | None) -> np.ndarray:
