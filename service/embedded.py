@@ -102,6 +102,21 @@ class EmbeddedRedis:
         self.folder.cleanup()
 
 
+def _start_backend(
+    stack: contextlib.ExitStack, settings: Settings, workers: int | None
+) -> Settings:
+    """Start redis-server (unless `settings.redis_url`) and the worker processes, both
+    stopped when `stack` closes; returns the settings that point at that Redis."""
+    if not settings.redis_url:
+        redis = EmbeddedRedis().start()
+        stack.callback(redis.stop)
+        settings = Settings(**{**settings.model_dump(), "redis_url": redis.url})
+    pool = WorkerPool(workers or settings.workers, env=settings.as_env()).start()
+    stack.callback(pool.stop)
+    logger.info("%d workers on %s, store %s", pool.count, settings.redis_url, settings.store_url)
+    return settings
+
+
 @contextlib.contextmanager
 def run_embedded(
     settings: Settings | None = None,
@@ -120,12 +135,7 @@ def run_embedded(
 
     settings = settings or get_settings()
     with contextlib.ExitStack() as stack:
-        if not settings.redis_url:
-            redis = EmbeddedRedis().start()
-            stack.callback(redis.stop)
-            settings = Settings(**{**settings.model_dump(), "redis_url": redis.url})
-        pool = WorkerPool(workers or settings.workers, env=settings.as_env()).start()
-        stack.callback(pool.stop)
+        settings = _start_backend(stack, settings, workers)
         config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning")
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, name="gpnn-api", daemon=True)
@@ -156,12 +166,7 @@ def serve(settings: Settings, *, workers: int | None = None) -> None:
 
     with contextlib.ExitStack() as stack:
         if not settings.redis_url:
-            redis = EmbeddedRedis().start()
-            stack.callback(redis.stop)
-            settings = Settings(**{**settings.model_dump(), "redis_url": redis.url})
-            pool = WorkerPool(workers or settings.workers, env=settings.as_env()).start()
-            stack.callback(pool.stop)
-            logger.info("embedded mode: %d workers, store %s", pool.count, settings.store_url)
+            settings = _start_backend(stack, settings, workers)
         server = uvicorn.Server(
             uvicorn.Config(create_app(settings), host=settings.host, port=settings.port)
         )
