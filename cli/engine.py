@@ -74,7 +74,8 @@ def _input_parameters(task: Task) -> list[inspect.Parameter]:
     return parameters
 
 
-def _param_parameters(task: Task) -> list[inspect.Parameter]:
+def param_options(task: Task) -> list[inspect.Parameter]:
+    """One keyword-only Typer option per field of the task's parameter model."""
     parameters = []
     for name, field in PARAMS_BY_TASK[task].model_fields.items():
         if name == "task":
@@ -145,7 +146,7 @@ def _make_command(task: Task):
     command.__name__ = task.value
     command.__doc__ = SUMMARIES[task]
     command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        _input_parameters(task) + _param_parameters(task) + RUN_OPTIONS
+        _input_parameters(task) + param_options(task) + RUN_OPTIONS
     )
     return command
 

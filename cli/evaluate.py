@@ -18,7 +18,7 @@ import typer
 from tqdm import tqdm
 
 from gpnn.cli.app import app
-from gpnn.cli.engine import _param_parameters
+from gpnn.cli.engine import param_options
 from gpnn.core import Progress, Task, params_for, read_image
 from gpnn.core.metrics import PATCH_SIZE, diversity, nearest_patch_distances, sample_metrics
 from gpnn.evaluate import report as report_module
@@ -247,7 +247,7 @@ eval_dataset.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             inspect.Parameter.KEYWORD_ONLY,
             annotation=Annotated[Path, typer.Argument(help="Folder of source images.")],
         ),
-        *_param_parameters(Task.generate),
+        *param_options(Task.generate),
         *DATASET_OPTIONS,
     ]
 )
