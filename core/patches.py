@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -47,21 +49,71 @@ def fold_weights(patch_size: int) -> np.ndarray:
     return np.outer(w, w).astype(np.float32)
 
 
-def fold(patches: np.ndarray, shape: tuple[int, int], patch_size: int) -> np.ndarray:
-    """Fold patches (as laid out by `extract_patches`) into an (H, W, C) image.
+@dataclass(frozen=True)
+class ValuePatches:
+    """The value patches of a source level as pixels plus positions.
 
-    Every pixel is the Gaussian-weighted mean of the patch pixels covering it.
+    Patch `j` is the p x p window whose top-left pixel is ``pixels[starts[j]]``,
+    its rows ``strides[j]`` pixels apart. Holding the source pixels once
+    instead of an (m, 3 p^2) matrix takes p^2 (49) times less memory, and
+    `fold` reads the chosen patches straight from the pixels.
+
+    Attributes
+    ----------
+    pixels : (P, C) float32, the pixels of every source image, row-major, concatenated
+    starts : (m,) int64, flat index of each patch's top-left pixel
+    strides : (m,) int64, the row length (image width) of each patch's image
     """
-    rows, cols = patch_grid(shape, patch_size)
-    p = patch_size
-    grid = patches.reshape(rows, cols, -1, p, p)
-    channels = grid.shape[2]
-    weights = fold_weights(p)
-    total = np.zeros((shape[0], shape[1], channels), dtype=np.float32)
-    for dy in range(p):
-        for dx in range(p):
-            total[dy : dy + rows, dx : dx + cols] += weights[dy, dx] * grid[:, :, :, dy, dx]
-    return total / _coverage(shape, p)[:, :, None]
+
+    pixels: np.ndarray
+    starts: np.ndarray
+    strides: np.ndarray
+
+    @classmethod
+    def of_images(
+        cls,
+        images: Sequence[np.ndarray],
+        patch_size: int,
+        valid: Sequence[np.ndarray] | None = None,
+    ) -> ValuePatches:
+        """Every patch of each (H, W, C) image, in `extract_patches` order, keeping
+        only those where the matching (N,) boolean of `valid` is True."""
+        starts, strides, offset = [], [], 0
+        for i, image in enumerate(images):
+            height, width = image.shape[:2]
+            rows, cols = patch_grid((height, width), patch_size)
+            grid = (np.arange(rows)[:, None] * width + np.arange(cols)[None, :]).reshape(-1)
+            if valid is not None:
+                grid = grid[valid[i]]
+            starts.append(grid + offset)
+            strides.append(np.full(len(grid), width, dtype=np.int64))
+            offset += height * width
+        pixels = np.concatenate([image.reshape(-1, image.shape[2]) for image in images])
+        return cls(
+            np.ascontiguousarray(pixels, dtype=np.float32),
+            np.concatenate(starts).astype(np.int64),
+            np.concatenate(strides),
+        )
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def fold(self, chosen: np.ndarray, shape: tuple[int, int], patch_size: int) -> np.ndarray:
+        """Fold the patches `chosen` (one per patch position of an (H, W) output)
+        into an image: each pixel is the Gaussian-weighted mean of the chosen
+        patch pixels covering it."""
+        rows, cols = patch_grid(shape, patch_size)
+        starts = self.starts[chosen].reshape(rows, cols)
+        strides = self.strides[chosen].reshape(rows, cols)
+        weights = fold_weights(patch_size)
+        total = np.zeros((shape[0], shape[1], self.pixels.shape[1]), dtype=np.float32)
+        for dy in range(patch_size):
+            row_start = starts + dy * strides
+            for dx in range(patch_size):
+                total[dy : dy + rows, dx : dx + cols] += (
+                    weights[dy, dx] * self.pixels[row_start + dx]
+                )
+        return total / _coverage(shape, patch_size)[:, :, None]
 
 
 @lru_cache(maxsize=64)

@@ -16,7 +16,7 @@ import numpy as np
 
 from gpnn.core.device import build_index, resolve_device
 from gpnn.core.fast_search import CONVERGED_FRACTION
-from gpnn.core.patches import extract_patches, fold, patch_grid
+from gpnn.core.patches import ValuePatches, extract_patches, patch_grid
 from gpnn.core.pyramid import Shape, resize
 
 
@@ -47,7 +47,7 @@ class SourceLevel:
     Parameters
     ----------
     keys : (m, d) array, the patches searched
-    values : (m, d) array, the patches copied into the output
+    values : the patches copied into the output, one per key
     mode : "exact" or "fast" (`gpnn.core.params.SearchMode`). On the GPU the
         search is always exact (it is fast there); on the CPU "fast" uses
         `gpnn.core.fast_search.FastKeys`.
@@ -55,7 +55,12 @@ class SourceLevel:
     """
 
     def __init__(
-        self, keys: np.ndarray, values: np.ndarray, *, mode: str = "exact", device: str = "cpu"
+        self,
+        keys: np.ndarray,
+        values: ValuePatches,
+        *,
+        mode: str = "exact",
+        device: str = "cpu",
     ) -> None:
         if len(keys) == 0:
             raise ValueError("no valid source patch at this pyramid level (hole too large?)")
@@ -127,7 +132,7 @@ def refine(
         for iteration in range(stage.iterations):
             queries = extract_patches(image, patch_size)
             previous, chosen = chosen, stage.source.nearest(queries, alpha, hint=chosen)
-            image = fold(stage.source.values[chosen], stage.shape, patch_size)
+            image = stage.source.values.fold(chosen, stage.shape, patch_size)
             if stage.known is not None:
                 image = np.where(stage.known.free, image, stage.known.image)
             converged = stage.source.converged(previous, chosen)

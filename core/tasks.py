@@ -24,7 +24,7 @@ from gpnn.core.params import (
     Task,
     params_for,
 )
-from gpnn.core.patches import extract_patches, patches_inside
+from gpnn.core.patches import ValuePatches, extract_patches, patches_inside
 from gpnn.core.pnn import Known, Progress, ProgressCallback, SourceLevel, Stage, refine
 from gpnn.core.pyramid import (
     Shape,
@@ -353,27 +353,21 @@ def _source_levels(
     patch_size = params.patch_size
     levels = []
     for n in range(depth + 1):
-        keys, values = [], []
-        for s, pyramid in enumerate(pyramids):
-            shape = pyramid[n].shape[:2]
-            value = extract_patches(pyramid[n], patch_size)
-            if n == depth:
-                key = value
-            else:
-                key = extract_patches(resize(pyramid[n + 1], shape), patch_size)
+        images = [pyramid[n] for pyramid in pyramids]
+        keys, valid = [], []
+        for s, image in enumerate(images):
+            shape = image.shape[:2]
+            key_image = image if n == depth else resize(pyramids[s][n + 1], shape)
+            key = extract_patches(key_image, patch_size)
             if holes is not None:
                 hole = holes[s][n]
                 if n < depth:
                     hole = hole | (resize(holes[s][n + 1].astype(np.float32), shape) > 0)
-                valid = patches_inside(hole, patch_size)
-                key, value = key[valid], value[valid]
+                valid.append(patches_inside(hole, patch_size))
+                key = key[valid[-1]]
             keys.append(key)
-            values.append(value)
-        levels.append(
-            SourceLevel(
-                np.concatenate(keys), np.concatenate(values), mode=params.mode, device=device
-            )
-        )
+        values = ValuePatches.of_images(images, patch_size, valid if holes is not None else None)
+        levels.append(SourceLevel(np.concatenate(keys), values, mode=params.mode, device=device))
     return levels
 
 

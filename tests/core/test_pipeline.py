@@ -14,7 +14,7 @@ from gpnn.core import (
     inpaint,
     retarget,
 )
-from gpnn.core.patches import extract_patches
+from gpnn.core.patches import ValuePatches, extract_patches
 from gpnn.core.pnn import SourceLevel, Stage, refine
 
 
@@ -60,7 +60,7 @@ def test_refine_matches_bruteforce_reference(make_scene, alpha):
     value_image = make_scene(18, 22, seed=1)
     key_image = np.clip(value_image + 0.02, 0, 1).astype(np.float32)  # a "blurry" key image
     guess = make_scene(16, 20, seed=2)
-    level = SourceLevel(extract_patches(key_image, p), extract_patches(value_image, p))
+    level = SourceLevel(extract_patches(key_image, p), ValuePatches.of_images([value_image], p))
     stages = [Stage(level, (16, 20), 2)]
 
     ours = refine(guess, stages, patch_size=p, alpha=alpha)

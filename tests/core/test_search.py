@@ -11,9 +11,12 @@ from gpnn.core import device as device_module
 from gpnn.core import fast_search
 from gpnn.core.device import Backend, resolve_device
 from gpnn.core.fast_search import FastKeys
+from gpnn.core.patches import ValuePatches
 from gpnn.core.pnn import SourceLevel
 from gpnn.core.search import ExactKeys, normalized_nn
 
+# The value side of a level of 400 patches (the search tests never fold).
+VALUES_400 = ValuePatches.of_images([np.zeros((24, 26, 3), np.float32)], 5)
 ALPHAS = [math.inf, 1e-3, 5e-3, 1.0]
 
 
@@ -134,14 +137,14 @@ def test_fast_small_levels_are_exact():
 def test_source_level_modes(small_fast, mode):
     rng = np.random.default_rng(7)
     keys = patch_like(rng, 400)
-    level = SourceLevel(keys, keys, mode=mode)
+    level = SourceLevel(keys, VALUES_400, mode=mode)
     got = level.nearest(keys, math.inf)
     np.testing.assert_array_equal(got, np.arange(400))
 
 
 def test_source_level_rejects_unknown_mode():
     with pytest.raises(ValueError, match="`mode`"):
-        SourceLevel(np.zeros((4, 3)), np.zeros((4, 3)), mode="fastest")
+        SourceLevel(np.zeros((400, 3)), VALUES_400, mode="fastest")
 
 
 def test_device_resolution(monkeypatch):
