@@ -18,7 +18,7 @@ import math
 import faiss
 import numpy as np
 
-from gpnn.core.search import augment_queries
+from gpnn.core.search import ExactKeys, augment_queries
 
 _RESOURCES: dict[int, faiss.StandardGpuResources] = {}
 
@@ -30,7 +30,7 @@ def gpu_resources(gpu: int = 0) -> faiss.StandardGpuResources:
     return _RESOURCES[gpu]
 
 
-class FaissGpuKeys:
+class FaissGpuKeys(ExactKeys):
     """The keys of one pyramid level on a GPU, searched exactly.
 
     Parameters
@@ -47,20 +47,13 @@ class FaissGpuKeys:
         gpu: int = 0,
         resources: faiss.StandardGpuResources | None = None,
     ) -> None:
+        super().__init__(keys)  # the centred keys and their norms, as on the CPU
         self.gpu = gpu
         self.resources = resources if resources is not None else gpu_resources(gpu)
-        keys = np.ascontiguousarray(keys, dtype=np.float32)
-        self.center = keys.mean(axis=0, dtype=np.float64).astype(np.float32)
-        self.centered = np.ascontiguousarray(keys - self.center)
-        self.norms = np.einsum("ij,ij->i", self.centered, self.centered, dtype=np.float64)
         config = faiss.GpuIndexFlatConfig()
         config.device = gpu
         self._l2 = faiss.GpuIndexFlatL2(self.resources, self.dim, config)
         self._l2.add(self.centered)
-
-    @property
-    def dim(self) -> int:
-        return self.centered.shape[1]
 
     def nearest(
         self, queries: np.ndarray, alpha: float, hint: np.ndarray | None = None
@@ -71,11 +64,8 @@ class FaissGpuKeys:
             _, ids = self._l2.search(queries, 1)
             return ids[:, 0].astype(np.int64)
         key_min, _ = faiss.knn_gpu(self.resources, self.centered, queries, 1, device=self.gpu)
-        weight = 1.0 / (alpha * self.dim + np.maximum(key_min[:, 0].astype(np.float64), 0.0))
-        augmented_keys = np.empty((len(self.centered), self.dim + 2), dtype=np.float32)
-        augmented_keys[:, : self.dim] = self.centered * (2.0 * weight)[:, None]
-        augmented_keys[:, self.dim] = -weight
-        augmented_keys[:, self.dim + 1] = -weight * self.norms
+        key_min = np.maximum(key_min[:, 0].astype(np.float64), 0.0)
+        augmented_keys = self.weighted_keys(key_min, alpha)
         augmented = augment_queries(queries)
         _, ids = faiss.knn_gpu(
             self.resources,

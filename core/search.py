@@ -89,14 +89,19 @@ class ExactKeys:
         minima, _ = by_query.search(self.centered, 1)
         return np.maximum(minima[:, 0].astype(np.float64), 0.0)
 
-    def _normalized(self, queries: np.ndarray, alpha: float) -> np.ndarray:
-        weight = 1.0 / (alpha * self.dim + self.key_minima(queries))
+    def weighted_keys(self, key_minima: np.ndarray, alpha: float) -> np.ndarray:
+        """(m, d + 2) float32 ``[2 w K, -w, -w |K|^2]`` with ``w = 1 / (alpha d + key_minima)``,
+        the key side of the normalised search (see the module notes)."""
+        weight = 1.0 / (alpha * self.dim + key_minima)
         keys = np.empty((len(self.centered), self.dim + 2), dtype=np.float32)
         keys[:, : self.dim] = self.centered * (2.0 * weight)[:, None]
         keys[:, self.dim] = -weight
         keys[:, self.dim + 1] = -weight * self.norms
+        return keys
+
+    def _normalized(self, queries: np.ndarray, alpha: float) -> np.ndarray:
         inner = faiss.IndexFlatIP(self.dim + 2)
-        inner.add(keys)
+        inner.add(self.weighted_keys(self.key_minima(queries), alpha))
         _, ids = inner.search(augment_queries(queries), 1)
         return ids[:, 0].astype(np.int64)
 
