@@ -93,11 +93,11 @@ class FlopCounter:
         original = self._original
         counter = self
 
-        def counted(level, queries, alpha, hint=None):
+        def counted(level, queries, alpha, *args, **kwargs):
             n, d = queries.shape
             passes = 1 if math.isinf(alpha) else 2
             counter.flops += 2.0 * passes * n * len(level.values) * d
-            return original(level, queries, alpha, hint)
+            return original(level, queries, alpha, *args, **kwargs)
 
         pnn.SourceLevel.nearest = counted
         return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -97,6 +97,35 @@ class ValuePatches:
 
     def __len__(self) -> int:
         return len(self.starts)
+
+    @cached_property
+    def _index_by_start(self) -> np.ndarray:
+        index = np.full(len(self.pixels), -1, dtype=np.int64)
+        index[self.starts] = np.arange(len(self.starts))
+        return index
+
+    def shifted(self, ids: np.ndarray, dy: int, dx: int) -> np.ndarray:
+        """The patches `dy` rows and `dx` columns away from patches `ids` in their
+        source image; `ids` itself where no patch starts there."""
+        target = self.starts[ids] + dy * self.strides[ids] + dx
+        found = self._index_by_start[np.clip(target, 0, len(self.pixels) - 1)]
+        return np.where(found >= 0, found, ids)
+
+    def neighbour_candidates(self, chosen: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+        """(N, 5) candidate patches per output position, PatchMatch's propagation:
+        the position's own match and each 4-neighbour's match shifted back by the
+        offset between the two positions (coherent patches continue each other)."""
+        matches = chosen.reshape(grid)
+        from_left = matches.copy()
+        from_left[:, 1:] = self.shifted(matches[:, :-1], 0, 1)
+        from_right = matches.copy()
+        from_right[:, :-1] = self.shifted(matches[:, 1:], 0, -1)
+        from_above = matches.copy()
+        from_above[1:] = self.shifted(matches[:-1], 1, 0)
+        from_below = matches.copy()
+        from_below[:-1] = self.shifted(matches[1:], -1, 0)
+        columns = [matches, from_left, from_right, from_above, from_below]
+        return np.stack([c.reshape(-1) for c in columns], axis=1)
 
     def fold(self, chosen: np.ndarray, shape: tuple[int, int], patch_size: int) -> np.ndarray:
         """Fold the patches `chosen` (one per patch position of an (H, W) output)

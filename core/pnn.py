@@ -72,15 +72,24 @@ class SourceLevel:
         self.index = build_index(keys, mode=str(mode), backend=self.backend)
 
     def nearest(
-        self, queries: np.ndarray, alpha: float, hint: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        alpha: float,
+        hint: np.ndarray | None = None,
+        grid: tuple[int, int] | None = None,
     ) -> np.ndarray:
         """(n,) int64 index of the best key of each query row.
+
+        `grid` (rows, cols): how the queries tile the output; with it, the fast
+        search also tries each neighbour's previous match, shifted.
 
         `hint` (n,) int64, optional: a candidate match per query (the previous
         iteration's), used by the fast search and ignored by the exact ones.
         """
         if hint is not None and len(hint) != len(queries):
             hint = None
+        if hint is not None and grid is not None and self.mode == "fast":
+            hint = self.values.neighbour_candidates(hint, grid)
         return self.index.nearest(queries, alpha, hint)
 
     def converged(self, previous: np.ndarray | None, chosen: np.ndarray) -> bool:
@@ -126,12 +135,12 @@ def refine(
     """
     image = guess
     for number, stage in enumerate(stages):
-        patch_grid(stage.shape, patch_size)
+        grid = patch_grid(stage.shape, patch_size)
         image = resize(image, stage.shape)
         chosen = None
         for iteration in range(stage.iterations):
             queries = extract_patches(image, patch_size)
-            previous, chosen = chosen, stage.source.nearest(queries, alpha, hint=chosen)
+            previous, chosen = chosen, stage.source.nearest(queries, alpha, chosen, grid)
             image = stage.source.values.fold(chosen, stage.shape, patch_size)
             if stage.known is not None:
                 image = np.where(stage.known.free, image, stage.known.image)
