@@ -39,9 +39,10 @@ PCA_DIM = 24
 # Keys (an even subsample) the principal components are computed from.
 PCA_SAMPLE = 16384
 # Inverted lists per sqrt(number of keys), probes per query and candidates per
-# query (all re-scored exactly).
+# query (all re-scored exactly). Propagation repairs what few probes miss: 3
+# probes gave the same SIGD16 metrics as 6, and 1024^2 in 58 s instead of 74 s.
 LISTS_PER_SQRT = 2.0
-NPROBE = 6
+NPROBE = 3
 CANDIDATES = 4
 # Probes per query when candidates are offered as a hint. The PNN loop offers
 # the previous iteration's matches and the neighbours' shifted matches
