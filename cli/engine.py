@@ -47,6 +47,14 @@ INPUT_HELP = {
 }
 
 
+def keyword(name: str, default: Any, annotation: Any) -> inspect.Parameter:
+    """A keyword-only parameter of a command whose signature is built at run time
+    (Typer reads the option from its `Annotated` annotation)."""
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
 def _fail(message: str) -> None:
     typer.echo(f"gpnn: error: {message}", err=True)
     raise typer.Exit(code=2)
@@ -66,11 +74,7 @@ def _input_parameters(task: Task) -> list[inspect.Parameter]:
         else:
             annotation = Annotated[Path, typer.Argument(help=INPUT_HELP[name])]
             default = inspect.Parameter.empty
-        parameters.append(
-            inspect.Parameter(
-                name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
-            )
-        )
+        parameters.append(keyword(name, default, annotation=annotation))
     return parameters
 
 
@@ -85,11 +89,7 @@ def param_options(task: Task) -> list[inspect.Parameter]:
             _cli_type(field), typer.Option(option, help=field.description or "", show_default=True)
         ]
         default = None if field.is_required() else field.default
-        parameters.append(
-            inspect.Parameter(
-                name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
-            )
-        )
+        parameters.append(keyword(name, default, annotation=annotation))
     return parameters
 
 
@@ -101,22 +101,19 @@ def _cli_type(field: FieldInfo) -> Any:
 
 
 RUN_OPTIONS = [
-    inspect.Parameter(
+    keyword(
         "samples",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=1,
+        1,
         annotation=Annotated[int, typer.Option(min=1, help="Number of outputs (seeds seed..).")],
     ),
-    inspect.Parameter(
+    keyword(
         "out",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=Path("gpnn-out"),
+        Path("gpnn-out"),
         annotation=Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     ),
-    inspect.Parameter(
+    keyword(
         "device",
-        inspect.Parameter.KEYWORD_ONLY,
-        default="cpu",
+        "cpu",
         annotation=Annotated[str, typer.Option(help="cpu, cuda or auto.")],
     ),
 ]

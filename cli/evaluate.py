@@ -18,7 +18,7 @@ import typer
 from tqdm import tqdm
 
 from gpnn.cli.app import app
-from gpnn.cli.engine import param_options
+from gpnn.cli.engine import keyword, param_options
 from gpnn.core import Progress, Task, params_for, read_image
 from gpnn.core.metrics import PATCH_SIZE, diversity, nearest_patch_distances, sample_metrics
 from gpnn.evaluate import report as report_module
@@ -78,38 +78,33 @@ def eval_command(
 
 
 DATASET_OPTIONS = [
-    inspect.Parameter(
+    keyword(
         "samples",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=50,
+        50,
         annotation=Annotated[
             int, typer.Option(min=1, help="Samples per image (the paper uses 50).")
         ],
     ),
-    inspect.Parameter(
+    keyword(
         "out",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=Path("gpnn-eval"),
+        Path("gpnn-eval"),
         annotation=Annotated[Path, typer.Option("--out", "-o", help="Report folder.")],
     ),
-    inspect.Parameter(
+    keyword(
         "limit",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
+        None,
         annotation=Annotated[
             int | None, typer.Option(min=1, help="Only the first N images (natural order).")
         ],
     ),
-    inspect.Parameter(
+    keyword(
         "thumbnails",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=report_module.THUMBNAILS,
+        report_module.THUMBNAILS,
         annotation=Annotated[int, typer.Option(min=0, help="Samples shown per image.")],
     ),
-    inspect.Parameter(
+    keyword(
         "metric_stride",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=1,
+        1,
         annotation=Annotated[
             int,
             typer.Option(
@@ -119,34 +114,30 @@ DATASET_OPTIONS = [
             ),
         ],
     ),
-    inspect.Parameter(
+    keyword(
         "title",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
+        None,
         annotation=Annotated[str | None, typer.Option(help="Report heading (default: DIR).")],
     ),
-    inspect.Parameter(
+    keyword(
         "server",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
+        None,
         annotation=Annotated[
             str | None,
             typer.Option(help="Base URL of a gpnn service to generate on (default: locally)."),
         ],
     ),
-    inspect.Parameter(
+    keyword(
         "api_key",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=None,
+        None,
         annotation=Annotated[
             str | None,
             typer.Option(envvar="GPNN_API_KEY", help="API key of the service (--server)."),
         ],
     ),
-    inspect.Parameter(
+    keyword(
         "device",
-        inspect.Parameter.KEYWORD_ONLY,
-        default="cpu",
+        "cpu",
         annotation=Annotated[str, typer.Option(help="cpu, cuda or auto (local runs).")],
     ),
 ]
@@ -242,9 +233,9 @@ def _command_line(directory, params, samples, limit, stride, server) -> str:
 
 eval_dataset.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
     [
-        inspect.Parameter(
+        keyword(
             "directory",
-            inspect.Parameter.KEYWORD_ONLY,
+            inspect.Parameter.empty,
             annotation=Annotated[Path, typer.Argument(help="Folder of source images.")],
         ),
         *param_options(Task.generate),
