@@ -31,6 +31,7 @@ import numpy as np
 from gpnn.core.imageio import as_image
 from gpnn.core.patches import extract_patches
 from gpnn.core.pyramid import level_shape, resize
+from gpnn.core.search import flat_search
 
 logger = logging.getLogger(__name__)
 
@@ -349,7 +350,7 @@ class _PatchIndex:
         out = np.empty(len(queries), dtype=np.float64)
         for start in range(0, len(queries), SEARCH_BLOCK):
             block = queries[start : start + SEARCH_BLOCK]
-            _, ids = self.index.search(block - self.center, 1)
+            _, ids = flat_search(self.index, block - self.center)
             diff = block.astype(np.float64) - self.keys[ids[:, 0]].astype(np.float64)
             out[start : start + len(block)] = np.einsum("ij,ij->i", diff, diff)
         return out / queries.shape[1]
