@@ -1,4 +1,9 @@
-"""Patches of an image as rows of a matrix, and the weighted fold back."""
+"""Patches of an image as rows of a matrix, and the weighted fold back.
+
+Both are memory-bound copies and gathers; on large images they run in bands of
+rows on the engine's threads (`gpnn.core.threads`), each output pixel written by
+one band in the same order as one thread would, so the result is the same.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,12 @@ from functools import cached_property, lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from gpnn.core.threads import map_in_threads, row_bands
+
 # Width of the Gaussian fold weights on a [-1, 1] grid (the authors' value).
 FOLD_SIGMA = 1.7
+# Rows of patch positions (or output pixels) of the smallest band given to a thread.
+ROWS_PER_BAND = 64
 
 
 def extract_patches(image: np.ndarray, patch_size: int) -> np.ndarray:
@@ -26,8 +35,13 @@ def extract_patches(image: np.ndarray, patch_size: int) -> np.ndarray:
     (N, C * p * p) float32, N = (H - p + 1) * (W - p + 1), row-major over positions.
     """
     windows = sliding_window_view(image, (patch_size, patch_size), axis=(0, 1))
-    rows = windows.shape[0] * windows.shape[1]
-    return np.ascontiguousarray(windows.reshape(rows, -1), dtype=np.float32)
+    patches = np.empty(windows.shape, dtype=np.float32)
+
+    def copy(band: tuple[int, int]) -> None:
+        np.copyto(patches[band[0] : band[1]], windows[band[0] : band[1]])
+
+    map_in_threads(copy, row_bands(len(windows), ROWS_PER_BAND))
+    return patches.reshape(windows.shape[0] * windows.shape[1], -1)
 
 
 def patch_grid(shape: tuple[int, int], patch_size: int) -> tuple[int, int]:
@@ -136,12 +150,21 @@ class ValuePatches:
         strides = self.strides[chosen].reshape(rows, cols)
         weights = fold_weights(patch_size)
         total = np.zeros((shape[0], shape[1], self.pixels.shape[1]), dtype=np.float32)
-        for dy in range(patch_size):
-            row_start = starts + dy * strides
-            for dx in range(patch_size):
-                total[dy : dy + rows, dx : dx + cols] += (
-                    weights[dy, dx] * self.pixels[row_start + dx]
-                )
+
+        def fold_band(band: tuple[int, int]) -> None:
+            # Output rows [top, bottom) get row dy of the patches at rows y - dy.
+            top, bottom = band
+            for dy in range(patch_size):
+                first, last = max(top - dy, 0), min(bottom - dy, rows)
+                if first >= last:
+                    continue
+                row_start = starts[first:last] + dy * strides[first:last]
+                for dx in range(patch_size):
+                    total[first + dy : last + dy, dx : dx + cols] += (
+                        weights[dy, dx] * self.pixels[row_start + dx]
+                    )
+
+        map_in_threads(fold_band, row_bands(shape[0], ROWS_PER_BAND))
         return total / _coverage(shape, patch_size)[:, :, None]
 
 

@@ -16,8 +16,8 @@ Both halves are exact FAISS searches, which run block by block inside FAISS
 
 alpha = inf leaves one flat L2 search, over an index built once per level.
 
-A large search is split by rows over `search_threads()` Python threads, each
-running FAISS on one core (`flat_search`). FAISS's own OpenMP split leaves the
+A large search is split by rows over the engine's threads (`gpnn.core.threads`),
+each running FAISS on one core (`flat_search`). FAISS's own OpenMP split leaves the
 cores waiting on each other between the sgemm of a block and its argmin; on two
 cores the split search ran at 0.82-0.88 of the sgemm rate, steadily, where
 FAISS's own split varied between 0.55 and 0.80 from run to run.
@@ -26,11 +26,11 @@ FAISS's own split varied between 0.55 and 0.80 from run to run.
 from __future__ import annotations
 
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import faiss
 import numpy as np
+
+from gpnn.core.threads import map_in_threads, row_bands
 
 # Rows of the smallest piece a search is split into (below it, FAISS's own
 # threads do the whole search).
@@ -119,42 +119,17 @@ class ExactKeys:
 
 
 def flat_search(index: faiss.Index, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``index.search(rows, 1)``, split by rows over `search_threads()` threads.
+    """``index.search(rows, 1)``, split by rows over the engine's threads.
 
-    Each thread runs FAISS single-threaded on its share (see the module notes);
+    Each thread runs FAISS single-threaded on its band (see the module notes);
     the result is the same as one call's.
     """
-    threads = min(search_threads(), len(rows) // ROWS_PER_THREAD)
-    if threads < 2:
-        return index.search(rows, 1)
-    pieces = np.array_split(rows, threads)
-    results = list(_search_pool(threads).map(lambda piece: index.search(piece, 1), pieces))
+    bands = row_bands(len(rows), ROWS_PER_THREAD)
+    results = map_in_threads(lambda band: index.search(rows[band[0] : band[1]], 1), bands)
     return (
         np.concatenate([distances for distances, _ in results]),
         np.concatenate([ids for _, ids in results]),
     )
-
-
-def search_threads() -> int:
-    """Threads a search may use: FAISS's OpenMP setting (``OMP_NUM_THREADS``)."""
-    return faiss.omp_get_max_threads()
-
-
-_pools: dict[int, ThreadPoolExecutor] = {}
-_pools_lock = threading.Lock()
-
-
-def _search_pool(threads: int) -> ThreadPoolExecutor:
-    """A pool of `threads` threads whose FAISS calls run on one OpenMP thread each."""
-    with _pools_lock:
-        if threads not in _pools:
-            _pools[threads] = ThreadPoolExecutor(
-                threads,
-                thread_name_prefix="gpnn-search",
-                initializer=faiss.omp_set_num_threads,
-                initargs=(1,),
-            )
-        return _pools[threads]
 
 
 def augment_queries(queries: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from gpnn.core.patches import ValuePatches, extract_patches
+from gpnn.core import patches, threads
+from gpnn.core.patches import ValuePatches, extract_patches, fold_weights
 
 
 def test_shifted_moves_within_the_source_image():
@@ -37,3 +38,37 @@ def test_fold_of_all_patches_gives_back_the_image():
     values = ValuePatches.of_images([image], 3)
     np.testing.assert_allclose(values.fold(np.arange(len(values)), (8, 9), 3), image, atol=1e-6)
     assert len(values) == len(extract_patches(image, 3))
+
+
+def brute_force_fold(patches: np.ndarray, shape, p: int) -> np.ndarray:
+    """Gaussian-weighted mean of (n, p, p, 3) patches over an (H, W) image, pixel by pixel."""
+    weights = fold_weights(p)
+    rows, cols = shape[0] - p + 1, shape[1] - p + 1
+    total = np.zeros((*shape, 3))
+    cover = np.zeros(shape)
+    for i, patch in enumerate(patches):
+        y, x = divmod(i, cols)
+        total[y : y + p, x : x + p] += weights[:, :, None] * patch
+        cover[y : y + p, x : x + p] += weights
+    assert i == rows * cols - 1
+    return total / cover[:, :, None]
+
+
+def test_extract_and_fold_in_bands_match_brute_force(monkeypatch):
+    """Split over three threads in bands of two rows, extraction and fold give
+    the pixel-by-pixel results (the bands meet inside patches)."""
+    monkeypatch.setattr(threads, "thread_count", lambda: 3)
+    monkeypatch.setattr(patches, "ROWS_PER_BAND", 2)
+    rng = np.random.default_rng(3)
+    image = rng.random((11, 10, 3), dtype=np.float32)
+    p = 3
+    got = extract_patches(image, p)
+    windows = [image[y : y + p, x : x + p] for y in range(9) for x in range(8)]
+    np.testing.assert_array_equal(got, np.stack([w.transpose(2, 0, 1).ravel() for w in windows]))
+
+    source = rng.random((7, 6, 3), dtype=np.float32)
+    values = ValuePatches.of_images([source], p)
+    chosen = rng.integers(0, len(values), size=9 * 8)
+    source_patches = [source[y : y + p, x : x + p] for y in range(5) for x in range(4)]
+    want = brute_force_fold(np.stack(source_patches)[chosen], (11, 10), p)
+    np.testing.assert_allclose(values.fold(chosen, (11, 10), p), want, rtol=1e-5)

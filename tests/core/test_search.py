@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gpnn.core import device as device_module
-from gpnn.core import fast_search, search
+from gpnn.core import fast_search, search, threads
 from gpnn.core.device import Backend, resolve_device
 from gpnn.core.fast_search import FastKeys
 from gpnn.core.patches import ValuePatches
@@ -59,10 +59,10 @@ def test_exact_split_over_threads_matches_brute_force(monkeypatch, alpha):
     """A search split by rows over threads (both of its halves) gives the brute
     force's indices, like one FAISS call."""
     monkeypatch.setattr(search, "ROWS_PER_THREAD", 100)
-    monkeypatch.setattr(search, "search_threads", lambda: 3)
+    monkeypatch.setattr(threads, "thread_count", lambda: 3)
     calls = []
-    original = search._search_pool
-    monkeypatch.setattr(search, "_search_pool", lambda t: calls.append(t) or original(t))
+    original = threads._pool
+    monkeypatch.setattr(threads, "_pool", lambda count: calls.append(count) or original(count))
     rng = np.random.default_rng(5)
     queries, keys = patch_like(rng, 1200), patch_like(rng, 400)
     got = normalized_nn(queries, keys, alpha)
