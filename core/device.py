@@ -5,7 +5,7 @@
 - "cpu" (the default): `gpnn.core.search.ExactKeys` (``mode="exact"``) or
   `gpnn.core.fast_search.FastKeys` (``mode="fast"``).
 - "cuda": FAISS's GPU build when it sees a GPU (`gpnn.core.gpu_search`), else
-  PyTorch when ``torch.cuda.is_available()`` (`gpnn.core.torch_search`), else a
+  PyTorch when ``torch.cuda.is_available()`` (`gpnn.core.torch_backend`), else a
   `ValueError`. Both do the exact alpha-normalised search on the device.
 - "auto": "cuda" when either GPU backend is usable, else "cpu".
 
@@ -19,14 +19,18 @@ from __future__ import annotations
 import importlib.util
 import logging
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 import faiss
 import numpy as np
 
+from gpnn.core.patches import HostArrays, ValuePatches
+
 logger = logging.getLogger(__name__)
 
 DEVICES = ("cpu", "cuda", "auto")
+# The PyTorch device of the torch backend (the tests run it on "cpu").
+TORCH_DEVICE = "cuda"
 
 
 class Backend(StrEnum):
@@ -36,11 +40,24 @@ class Backend(StrEnum):
 
 
 class KeyIndex(Protocol):
-    """What a `SourceLevel` needs of a backend."""
+    """What a `SourceLevel` needs of a backend's search: queries and matches are
+    in the backend's arrays (NumPy, or tensors on the device for PyTorch)."""
 
-    def nearest(
-        self, queries: np.ndarray, alpha: float, hint: np.ndarray | None = None
-    ) -> np.ndarray: ...
+    def nearest(self, queries: Any, alpha: float, hint: Any = None) -> Any: ...
+
+
+class StageArrays(Protocol):
+    """Where a PNN stage's running image, its patches and the fold live."""
+
+    def upload(self, image: np.ndarray) -> Any: ...
+
+    def download(self, image: Any) -> np.ndarray: ...
+
+    def extract(self, image: Any) -> Any: ...
+
+    def fold(self, chosen: Any, shape: tuple[int, int]) -> Any: ...
+
+    def keep(self, image: Any, free: Any, known: Any) -> Any: ...
 
 
 def faiss_gpus() -> int:
@@ -85,9 +102,9 @@ def build_index(keys: np.ndarray, *, mode: str, backend: Backend) -> KeyIndex:
 
         return FaissGpuKeys(keys)
     if backend == Backend.torch_cuda:
-        from gpnn.core.torch_search import TorchKeys
+        from gpnn.core.torch_backend import TorchKeys
 
-        return TorchKeys(keys, device="cuda")
+        return TorchKeys(keys, device=TORCH_DEVICE)
     if mode == "fast":
         from gpnn.core.fast_search import FastKeys
 
@@ -95,3 +112,13 @@ def build_index(keys: np.ndarray, *, mode: str, backend: Backend) -> KeyIndex:
     from gpnn.core.search import ExactKeys
 
     return ExactKeys(keys)
+
+
+def build_arrays(values: ValuePatches, patch_size: int, *, backend: Backend) -> StageArrays:
+    """Where a stage's image, patches and fold live for `backend` (`HostArrays`
+    or `gpnn.core.torch_backend.TorchArrays`)."""
+    if backend == Backend.torch_cuda:
+        from gpnn.core.torch_backend import TorchArrays
+
+        return TorchArrays(values, patch_size, device=TORCH_DEVICE)
+    return HostArrays(values, patch_size)

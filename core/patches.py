@@ -168,6 +168,31 @@ class ValuePatches:
         return total / _coverage(shape, patch_size)[:, :, None]
 
 
+class HostArrays:
+    """A PNN stage's image, patches and fold as NumPy arrays on the host (the
+    CPU and faiss-gpu backends; `gpnn.core.torch_backend.TorchArrays` is the
+    device counterpart)."""
+
+    def __init__(self, values: ValuePatches, patch_size: int) -> None:
+        self.values = values
+        self.patch_size = patch_size
+
+    def upload(self, image: np.ndarray) -> np.ndarray:
+        return image
+
+    def download(self, image: np.ndarray) -> np.ndarray:
+        return image
+
+    def extract(self, image: np.ndarray) -> np.ndarray:
+        return extract_patches(image, self.patch_size)
+
+    def fold(self, chosen: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        return self.values.fold(chosen, shape, self.patch_size)
+
+    def keep(self, image: np.ndarray, free: np.ndarray, known: np.ndarray) -> np.ndarray:
+        return np.where(free, image, known)
+
+
 @lru_cache(maxsize=64)
 def _coverage(shape: tuple[int, int], patch_size: int) -> np.ndarray:
     rows, cols = patch_grid(shape, patch_size)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from gpnn.core.device import build_index, resolve_device
+from gpnn.core.device import Backend, build_arrays, build_index, resolve_device
 from gpnn.core.fast_search import CONVERGED_FRACTION
-from gpnn.core.patches import ValuePatches, extract_patches, patch_grid
+from gpnn.core.patches import ValuePatches, patch_grid
 from gpnn.core.pyramid import Shape, resize
 
 
@@ -42,12 +43,17 @@ ProgressCallback = Callable[[Progress], None]
 class SourceLevel:
     """The key and value patches of one pyramid level, searched many times.
 
-    Built once per level and shared by every iteration and every sample.
+    Built once per level and shared by every iteration and every sample. Its
+    `arrays` hold the working image of a stage where the search runs: NumPy
+    arrays on the host for the CPU and faiss-gpu backends, tensors on the GPU
+    for the PyTorch backend (`gpnn.core.torch_backend`), so that a stage's
+    iterations never leave the device.
 
     Parameters
     ----------
     keys : (m, d) array, the patches searched
     values : the patches copied into the output, one per key
+    patch_size : p
     mode : "exact" or "fast" (`gpnn.core.params.SearchMode`). On the GPU the
         search is always exact (it is fast there); on the CPU "fast" uses
         `gpnn.core.fast_search.FastKeys`.
@@ -58,6 +64,7 @@ class SourceLevel:
         self,
         keys: np.ndarray,
         values: ValuePatches,
+        patch_size: int,
         *,
         mode: str = "exact",
         device: str = "cpu",
@@ -67,17 +74,14 @@ class SourceLevel:
         if str(mode) not in ("exact", "fast"):
             raise ValueError(f"`mode` must be 'exact' or 'fast', got {mode!r}")
         self.values = values
-        self.mode = str(mode)
         self.backend = resolve_device(device)
-        self.index = build_index(keys, mode=str(mode), backend=self.backend)
+        self.mode = str(mode) if self.backend == Backend.cpu else "exact"
+        self.index = build_index(keys, mode=self.mode, backend=self.backend)
+        self.arrays = build_arrays(values, patch_size, backend=self.backend)
 
     def nearest(
-        self,
-        queries: np.ndarray,
-        alpha: float,
-        hint: np.ndarray | None = None,
-        grid: tuple[int, int] | None = None,
-    ) -> np.ndarray:
+        self, queries: Any, alpha: float, hint: Any = None, grid: Shape | None = None
+    ) -> Any:
         """(n,) int64 index of the best key of each query row.
 
         `grid` (rows, cols): how the queries tile the output; with it, the fast
@@ -92,7 +96,7 @@ class SourceLevel:
             hint = self.values.neighbour_candidates(hint, grid)
         return self.index.nearest(queries, alpha, hint)
 
-    def converged(self, previous: np.ndarray | None, chosen: np.ndarray) -> bool:
+    def converged(self, previous: Any, chosen: Any) -> bool:
         """Whether a level's iterations may stop: in fast mode, once fewer than
         `CONVERGED_FRACTION` of the matches changed since the previous iteration.
 
@@ -136,18 +140,22 @@ def refine(
     image = guess
     for number, stage in enumerate(stages):
         grid = patch_grid(stage.shape, patch_size)
-        image = resize(image, stage.shape)
+        source, arrays = stage.source, stage.source.arrays
+        working = arrays.upload(resize(image, stage.shape))
+        if stage.known is not None:
+            free, known = arrays.upload(stage.known.free), arrays.upload(stage.known.image)
         chosen = None
         for iteration in range(stage.iterations):
-            queries = extract_patches(image, patch_size)
-            previous, chosen = chosen, stage.source.nearest(queries, alpha, chosen, grid)
-            image = stage.source.values.fold(chosen, stage.shape, patch_size)
+            queries = arrays.extract(working)
+            previous, chosen = chosen, source.nearest(queries, alpha, chosen, grid)
+            working = arrays.fold(chosen, stage.shape)
             if stage.known is not None:
-                image = np.where(stage.known.free, image, stage.known.image)
-            converged = stage.source.converged(previous, chosen)
+                working = arrays.keep(working, free, known)
+            converged = source.converged(previous, chosen)
             if report is not None:
                 done = stage.iterations - 1 if converged else iteration
                 report(number, len(stages), done, stage.iterations)
             if converged:
                 break
+        image = arrays.download(working)
     return image

@@ -31,3 +31,17 @@ def scene() -> np.ndarray:
 @pytest.fixture
 def make_scene():
     return smooth_scene
+
+
+@pytest.fixture
+def torch_backend_on_cpu(monkeypatch) -> str:
+    """Route ``device="cuda"`` to the PyTorch backend running on the CPU: the
+    GPU code path, device switched (skips where PyTorch is not installed).
+    Returns the device to pass."""
+    pytest.importorskip("torch")
+    from gpnn.core import device
+
+    monkeypatch.setattr(device, "faiss_gpus", lambda: 0)
+    monkeypatch.setattr(device, "torch_cuda_available", lambda: True)
+    monkeypatch.setattr(device, "TORCH_DEVICE", "cpu")
+    return "cuda"

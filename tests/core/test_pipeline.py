@@ -54,13 +54,18 @@ def reference_pnn_step(guess, key_image, value_image, p, alpha, valid=None):
     return total / norm
 
 
+@pytest.mark.parametrize("backend", ["cpu", "torch"])
 @pytest.mark.parametrize("alpha", [math.inf, 5e-3])
-def test_refine_matches_bruteforce_reference(make_scene, alpha):
+def test_refine_matches_bruteforce_reference(make_scene, request, alpha, backend):
+    """The CPU engine, and the PyTorch engine (the GPU path, run on the CPU)."""
+    device = "cpu" if backend == "cpu" else request.getfixturevalue("torch_backend_on_cpu")
     p = 5
     value_image = make_scene(18, 22, seed=1)
     key_image = np.clip(value_image + 0.02, 0, 1).astype(np.float32)  # a "blurry" key image
     guess = make_scene(16, 20, seed=2)
-    level = SourceLevel(extract_patches(key_image, p), ValuePatches.of_images([value_image], p))
+    keys, values = extract_patches(key_image, p), ValuePatches.of_images([value_image], p)
+    level = SourceLevel(keys, values, p, device=device)
+    assert level.backend == ("cpu" if backend == "cpu" else "torch-cuda")
     stages = [Stage(level, (16, 20), 2)]
 
     ours = refine(guess, stages, patch_size=p, alpha=alpha)
