@@ -189,6 +189,9 @@ class HostArrays:
     def fold(self, chosen: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         return self.values.fold(chosen, shape, self.patch_size)
 
+    def neighbour_candidates(self, chosen: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+        return self.values.neighbour_candidates(chosen, grid)
+
     def keep(self, image: np.ndarray, free: np.ndarray, known: np.ndarray) -> np.ndarray:
         return np.where(free, image, known)
 

@@ -54,9 +54,10 @@ class SourceLevel:
     keys : (m, d) array, the patches searched
     values : the patches copied into the output, one per key
     patch_size : p
-    mode : "exact" or "fast" (`gpnn.core.params.SearchMode`). On the GPU the
-        search is always exact (it is fast there); on the CPU "fast" uses
-        `gpnn.core.fast_search.FastKeys`.
+    mode : "exact" or "fast" (`gpnn.core.params.SearchMode`). "fast" uses
+        `gpnn.core.fast_search.FastKeys` on the CPU and propagation after each
+        level's first, exact, iteration with PyTorch
+        (`gpnn.core.torch_backend`); faiss-gpu always searches exactly.
     device : "cpu", "cuda" or "auto" (see `gpnn.core.device.resolve_device`)
     """
 
@@ -75,7 +76,7 @@ class SourceLevel:
             raise ValueError(f"`mode` must be 'exact' or 'fast', got {mode!r}")
         self.values = values
         self.backend = resolve_device(device)
-        self.mode = str(mode) if self.backend == Backend.cpu else "exact"
+        self.mode = "exact" if self.backend == Backend.faiss_gpu else str(mode)
         self.index = build_index(keys, mode=self.mode, backend=self.backend)
         self.arrays = build_arrays(values, patch_size, backend=self.backend)
 
@@ -88,12 +89,12 @@ class SourceLevel:
         search also tries each neighbour's previous match, shifted.
 
         `hint` (n,) int64, optional: a candidate match per query (the previous
-        iteration's), used by the fast search and ignored by the exact ones.
+        iteration's), used in fast mode only.
         """
-        if hint is not None and len(hint) != len(queries):
+        if self.mode != "fast" or (hint is not None and len(hint) != len(queries)):
             hint = None
-        if hint is not None and grid is not None and self.mode == "fast":
-            hint = self.values.neighbour_candidates(hint, grid)
+        if hint is not None and grid is not None:
+            hint = self.arrays.neighbour_candidates(hint, grid)
         return self.index.nearest(queries, alpha, hint)
 
     def converged(self, previous: Any, chosen: Any) -> bool:
@@ -104,7 +105,7 @@ class SourceLevel:
         """
         if self.mode != "fast" or previous is None or len(previous) != len(chosen):
             return False
-        return float(np.mean(previous != chosen)) < CONVERGED_FRACTION
+        return float((previous != chosen).sum()) / len(chosen) < CONVERGED_FRACTION
 
 
 @dataclass(frozen=True)

@@ -88,3 +88,42 @@ def test_inpainting_on_the_torch_backend_keeps_the_known_pixels(scene, torch_bac
     np.testing.assert_array_equal(out[~mask], scene[~mask])
     on_cpu = inpaint(scene, mask, device="cpu", **options)[0]
     assert np.mean(np.abs(out - on_cpu) < 1e-4) > 0.95
+
+
+@pytest.mark.parametrize("alpha", [math.inf, 5e-3])
+def test_torch_candidates_match_brute_force(alpha):
+    """With a hint, the best of each query's candidates; for finite alpha each key
+    is also a candidate of its nearest query (as in the CPU fast search)."""
+    rng = np.random.default_rng(2)
+    queries = rng.random((120, 12), dtype=np.float32)
+    keys = rng.random((90, 12), dtype=np.float32)
+    candidates = rng.integers(0, 90, size=(120, 5))
+    got = TorchKeys(keys, device="cpu").nearest(
+        torch.from_numpy(queries), alpha, torch.from_numpy(candidates)
+    )
+    scores = brute_force(queries, keys, alpha)
+    allowed = np.zeros_like(scores, dtype=bool)
+    allowed[np.arange(120)[:, None], candidates] = True
+    if not math.isinf(alpha):
+        nearest_query = brute_force(queries, keys, math.inf).argmin(axis=0)
+        allowed[nearest_query, np.arange(90)] = True
+    want = np.where(allowed, scores, np.inf).argmin(axis=1)
+    rows = np.arange(120)
+    np.testing.assert_allclose(scores[rows, got.numpy()], scores[rows, want], rtol=1e-5)
+    assert allowed[rows, got.numpy()].all()
+
+
+def test_fast_generation_on_the_torch_backend(scene, torch_backend_on_cpu):
+    """Fast mode with PyTorch: seeded, made of the source's patches, and on
+    average over 4 samples as coherent and complete as the exact search."""
+    options = {"patch_size": 5, "seed": 3, "samples": 4, "device": torch_backend_on_cpu}
+    fast = generate(scene, mode="fast", **options)
+    again = generate(scene, mode="fast", **options)
+    exact = generate(scene, mode="exact", **options)
+    np.testing.assert_array_equal(fast[0], again[0])
+
+    def mean_metrics(outputs):
+        measured = [sample_metrics(o, scene, patch_size=5) for o in outputs]
+        return np.mean([[m.coherence, m.completeness] for m in measured], axis=0)
+
+    assert (mean_metrics(fast) <= 1.25 * mean_metrics(exact)).all()
