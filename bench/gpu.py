@@ -11,6 +11,10 @@ PyTorch), for SIGD16 images at the paper's settings:
   CPU exact engine's (sample 0 of the same seed), and the fraction of identical
   pixels.
 
+``--mode fast`` (the default, as for the service) searches every key on a level's
+first iteration and only the propagation candidates after it; ``--mode exact``
+searches every key on every iteration.
+
 ``--tf32`` lets PyTorch use TF32 for its float32 matrix products (the default is
 full float32); the table says which precision ran.
 
@@ -18,6 +22,7 @@ full float32); the table says which precision ran.
 path with the device switched): a dry run of this script where no GPU is lent.
 
     .venv/bin/python bench/gpu.py --images 16 --samples 20
+    .venv/bin/python bench/gpu.py --images 16 --samples 20 --mode exact
     .venv/bin/python bench/gpu.py --images 2 --samples 2 --repeats 1 --torch-device cpu
 """
 
@@ -45,10 +50,12 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
-def timed_generate(source: np.ndarray, samples: int, seed: int) -> tuple[list[np.ndarray], float]:
+def timed_generate(
+    source: np.ndarray, mode: str, samples: int, seed: int
+) -> tuple[list[np.ndarray], float]:
     synchronize()
     start = time.perf_counter()
-    outputs = generate(source, device="cuda", samples=samples, seed=seed)
+    outputs = generate(source, device="cuda", mode=mode, samples=samples, seed=seed)
     synchronize()
     return outputs, time.perf_counter() - start
 
@@ -59,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=20, help="samples per image (throughput)")
     parser.add_argument("--repeats", type=int, default=5, help="single generations (latency)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mode", choices=["exact", "fast"], default="fast")
     parser.add_argument("--tf32", action="store_true", help="TF32 matrix products (PyTorch)")
     parser.add_argument("--torch-device", default=None, help="run the PyTorch backend here")
     parser.add_argument("--dataset", type=Path, default=DATASET)
@@ -78,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         where = args.torch_device or torch.cuda.get_device_name()
     else:
         where = f"{device_module.faiss_gpus()} GPU(s) seen by FAISS"
-    print(f"backend {backend} on {where}, matrix products in {precision}")
+    print(f"backend {backend} on {where}, mode {args.mode}, matrix products in {precision}")
 
     names = sorted(args.dataset.glob("*.jpg"), key=lambda p: int(p.stem))[: args.images]
     print(
@@ -88,9 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     latencies, total_images, total_seconds, ratios = [], 0, 0.0, []
     for path in names:
         source = read_image(path)
-        timed_generate(source, 1, args.seed)  # warm-up: kernels, memory pools
-        single = [timed_generate(source, 1, args.seed)[1] for _ in range(args.repeats)]
-        outputs, seconds = timed_generate(source, args.samples, args.seed)
+        timed_generate(source, args.mode, 1, args.seed)  # warm-up: kernels, memory pools
+        single = [timed_generate(source, args.mode, 1, args.seed)[1] for _ in range(args.repeats)]
+        outputs, seconds = timed_generate(source, args.mode, args.samples, args.seed)
         latencies.append(statistics.median(single))
         total_images += args.samples
         total_seconds += seconds
