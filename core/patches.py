@@ -77,11 +77,15 @@ class ValuePatches:
     pixels : (P, C) float32, the pixels of every source image, row-major, concatenated
     starts : (m,) int64, flat index of each patch's top-left pixel
     strides : (m,) int64, the row length (image width) of each patch's image
+    images : (k, 3) int64, per source image: flat index of its first pixel, height, width
+    patch_size : p
     """
 
     pixels: np.ndarray
     starts: np.ndarray
     strides: np.ndarray
+    images: np.ndarray
+    patch_size: int
 
     @classmethod
     def of_images(
@@ -92,9 +96,10 @@ class ValuePatches:
     ) -> ValuePatches:
         """Every patch of each (H, W, C) image, in `extract_patches` order, keeping
         only those where the matching (N,) boolean of `valid` is True."""
-        starts, strides, offset = [], [], 0
+        starts, strides, offset, layout = [], [], 0, []
         for i, image in enumerate(images):
             height, width = image.shape[:2]
+            layout.append((offset, height, width))
             rows, cols = patch_grid((height, width), patch_size)
             grid = (np.arange(rows)[:, None] * width + np.arange(cols)[None, :]).reshape(-1)
             if valid is not None:
@@ -107,6 +112,8 @@ class ValuePatches:
             np.ascontiguousarray(pixels, dtype=np.float32),
             np.concatenate(starts).astype(np.int64),
             np.concatenate(strides),
+            np.array(layout, dtype=np.int64),
+            patch_size,
         )
 
     def __len__(self) -> int:
@@ -140,6 +147,70 @@ class ValuePatches:
         from_below[:-1] = self.shifted(matches[1:], -1, 0)
         columns = [matches, from_left, from_right, from_above, from_below]
         return np.stack([c.reshape(-1) for c in columns], axis=1)
+
+    def upscaled_candidates(
+        self,
+        coarser: ValuePatches,
+        chosen: np.ndarray,
+        coarse_shape: tuple[int, int],
+        shape: tuple[int, int],
+    ) -> np.ndarray:
+        """(N, 5) candidates among these patches for each patch position of an
+        (H, W) output, from the `chosen` matches among the `coarser` level's
+        patches of the output at `coarse_shape`: coarse-to-fine PatchMatch.
+        Both levels must be `complete`.
+
+        A position takes the match of the coarse position under its centre, and
+        those of the four coarse neighbours shifted back by their offset, each
+        carried to this level (patch centres scaled by the ratio of the two
+        levels' sizes, per source image) and clipped to a patch position.
+        """
+        p, half = self.patch_size, (self.patch_size - 1) / 2
+        rows, cols = patch_grid(shape, p)
+        coarse_rows, coarse_cols = patch_grid(coarse_shape, p)
+        matches = chosen.reshape(coarse_rows, coarse_cols)
+        # Where each position's centre falls among the coarse patch positions.
+        along_y = (np.arange(rows) + half) * coarse_shape[0] / shape[0] - half
+        along_x = (np.arange(cols) + half) * coarse_shape[1] / shape[1] - half
+        near_y = np.clip(np.rint(along_y), 0, coarse_rows - 1).astype(np.int64)
+        near_x = np.clip(np.rint(along_x), 0, coarse_cols - 1).astype(np.int64)
+        columns = []
+        for dy, dx in ((0, 0), (0, -1), (0, 1), (-1, 0), (1, 0)):
+            from_y = np.clip(near_y + dy, 0, coarse_rows - 1)
+            from_x = np.clip(near_x + dx, 0, coarse_cols - 1)
+            match = matches[from_y[:, None], from_x[None, :]]
+            image, source_y, source_x = coarser.positions(match)
+            # The coarse source position under this output position's centre ...
+            at_y = source_y + (along_y - from_y)[:, None]
+            at_x = source_x + (along_x - from_x)[None, :]
+            # ... and the same place in this level's image.
+            at_y = (at_y + half) * self.images[image, 1] / coarser.images[image, 1] - half
+            at_x = (at_x + half) * self.images[image, 2] / coarser.images[image, 2] - half
+            columns.append(self.at(image, at_y, at_x).reshape(-1))
+        return np.stack(columns, axis=1)
+
+    def positions(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Source image, row and column of the top-left pixel of patches `ids`."""
+        starts = self.starts[ids]
+        image = np.searchsorted(self.images[:, 0], starts, side="right") - 1
+        y, x = np.divmod(starts - self.images[image, 0], self.images[image, 2])
+        return image, y, x
+
+    @property
+    def complete(self) -> bool:
+        """Whether every patch position of the source images is a patch (none
+        was left out around an inpainting hole)."""
+        rows = self.images[:, 1] - self.patch_size + 1
+        cols = self.images[:, 2] - self.patch_size + 1
+        return len(self) == int((rows * cols).sum())
+
+    def at(self, image: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """The patch at the (rounded, clipped) position (y, x) of source `image`
+        (-1 where no patch starts there, which only an incomplete level has)."""
+        height, width = self.images[image, 1], self.images[image, 2]
+        y = np.clip(np.rint(y), 0, height - self.patch_size).astype(np.int64)
+        x = np.clip(np.rint(x), 0, width - self.patch_size).astype(np.int64)
+        return self._index_by_start[self.images[image, 0] + y * width + x]
 
     def fold(self, chosen: np.ndarray, shape: tuple[int, int], patch_size: int) -> np.ndarray:
         """Fold the patches `chosen` (one per patch position of an (H, W) output)

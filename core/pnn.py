@@ -97,6 +97,20 @@ class SourceLevel:
             hint = self.arrays.neighbour_candidates(hint, grid)
         return self.index.nearest(queries, alpha, hint)
 
+    def candidates_from(
+        self, coarser: SourceLevel, chosen: Any, coarse_shape: Shape, shape: Shape
+    ) -> np.ndarray | None:
+        """Candidates for a stage's first iteration from the previous stage's
+        matches (`ValuePatches.upscaled_candidates`), in the CPU fast mode only:
+        they replace the inverted file's probe there. None elsewhere, and where
+        patches around an inpainting hole are left out (the probe finds those
+        positions' candidates better)."""
+        if self.mode != "fast" or self.backend != Backend.cpu or coarser.backend != Backend.cpu:
+            return None
+        if not (self.values.complete and coarser.values.complete):
+            return None
+        return self.values.upscaled_candidates(coarser.values, chosen, coarse_shape, shape)
+
     def converged(self, previous: Any, chosen: Any) -> bool:
         """Whether a level's iterations may stop: in fast mode, once fewer than
         `CONVERGED_FRACTION` of the matches changed since the previous iteration.
@@ -135,20 +149,30 @@ def refine(
     """Run PNN over `stages`, starting from `guess`; returns the final image.
 
     Each iteration hands the previous iteration's matches to the search as a
-    hint; a stage ends early once its source level says the matches have
-    converged (fast mode only), and reports its remaining iterations as done.
+    hint, and a stage's first iteration the previous stage's matches (in the CPU
+    fast mode, see `SourceLevel.candidates_from`); a stage ends early once its
+    source level says the matches have converged (fast mode only), and reports
+    its remaining iterations as done.
     """
-    image = guess
+    image, last_stage, last_matches = guess, None, None
     for number, stage in enumerate(stages):
         grid = patch_grid(stage.shape, patch_size)
         source, arrays = stage.source, stage.source.arrays
         working = arrays.upload(resize(image, stage.shape))
         if stage.known is not None:
             free, known = arrays.upload(stage.known.free), arrays.upload(stage.known.image)
+        first_hint = None
+        if last_stage is not None:
+            first_hint = source.candidates_from(
+                last_stage.source, last_matches, last_stage.shape, stage.shape
+            )
         chosen = None
         for iteration in range(stage.iterations):
             queries = arrays.extract(working)
-            previous, chosen = chosen, source.nearest(queries, alpha, chosen, grid)
+            if chosen is None:
+                previous, chosen = None, source.nearest(queries, alpha, first_hint)
+            else:
+                previous, chosen = chosen, source.nearest(queries, alpha, chosen, grid)
             working = arrays.fold(chosen, stage.shape)
             if stage.known is not None:
                 working = arrays.keep(working, free, known)
@@ -159,4 +183,5 @@ def refine(
             if converged:
                 break
         image = arrays.download(working)
+        last_stage, last_matches = stage, chosen
     return image

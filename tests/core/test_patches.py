@@ -72,3 +72,28 @@ def test_extract_and_fold_in_bands_match_brute_force(monkeypatch):
     source_patches = [source[y : y + p, x : x + p] for y in range(5) for x in range(4)]
     want = brute_force_fold(np.stack(source_patches)[chosen], (11, 10), p)
     np.testing.assert_allclose(values.fold(chosen, (11, 10), p), want, rtol=1e-5)
+
+
+def test_upscaled_candidates_carry_a_copy_to_the_finer_level():
+    """An output copying the coarse source whole proposes, at the finer level, the
+    patch under each position (within a pixel), in the right source image."""
+    rng = np.random.default_rng(4)
+    p = 3
+    fine = [rng.random((20, 24, 3), dtype=np.float32), rng.random((16, 16, 3), np.float32)]
+    coarse = [image[::2, ::2] for image in fine]  # sizes 10x12 and 8x8
+    fine_values = ValuePatches.of_images(fine, p)
+    coarse_values = ValuePatches.of_images(coarse, p)
+    second = 8 * 10  # first patch of the second coarse image
+    # The output is the second image: its coarse matches copy it position by position.
+    identity = second + np.arange(6 * 6)
+    got = fine_values.upscaled_candidates(coarse_values, identity, (8, 8), (16, 16))
+    assert got.shape == (14 * 14, 5)
+    image, y, x = fine_values.positions(got[:, 0])
+    assert (image == 1).all()
+    want_y, want_x = np.divmod(np.arange(14 * 14), 14)
+    assert np.abs(y - want_y).max() <= 1 and np.abs(x - want_x).max() <= 1
+    # Each neighbour's match, shifted back, proposes the same place.
+    for column in range(1, 5):
+        _, ny, nx = fine_values.positions(got[:, column])
+        inside = (want_y >= 2) & (want_y < 12) & (want_x >= 2) & (want_x < 12)
+        assert np.abs(ny - y)[inside].max() <= 1 and np.abs(nx - x)[inside].max() <= 1
