@@ -1,10 +1,12 @@
 """Approximate alpha-normalised patch search on CPU (``mode="fast"``).
 
-Candidates come from an inverted-file index (FAISS ``IndexIVFFlat``) over the
-keys projected on their leading principal components; every candidate is then
-re-scored exactly, in full dimension, with the alpha-normalised score of
-`gpnn.core.search`. The index is built once per pyramid level and reused by
-every iteration and every sample.
+Candidates come from the caller (the PNN loop passes the previous stage's
+matches carried to this level, then each iteration's matches and their
+neighbours', PatchMatch-style) or, where it has none, from an inverted-file
+index (FAISS ``IndexIVFFlat``) over the keys projected on their leading
+principal components. Every candidate is re-scored exactly, in full dimension,
+with the alpha-normalised score of `gpnn.core.search`. The index is built once
+per pyramid level, on first use, and reused by every iteration and sample.
 
 For finite alpha the per-key minimum ``min_l |Q_l - K_j|^2`` comes from the
 same kind of search the other way round (an inverted file over the queries
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+from functools import cached_property
 
 import faiss
 import numpy as np
@@ -75,25 +78,35 @@ class FastKeys:
         self.exact = ExactKeys(keys)
         m, d = self.exact.centered.shape
         self.approximate = m > EXACT_BELOW and d > PCA_DIM
-        if not self.approximate:
-            return
+
+    @cached_property
+    def projection(self) -> np.ndarray:
+        """(d, PCA_DIM) leading principal components of the keys, from an
+        eigen-decomposition of their covariance (deterministic)."""
         centered = self.exact.centered
-        # PCA by an eigen-decomposition of the (d x d) covariance: deterministic.
-        sample = centered[:: max(1, m // PCA_SAMPLE)]
+        sample = centered[:: max(1, len(centered) // PCA_SAMPLE)]
         covariance = (sample.T @ sample).astype(np.float64) / len(sample)
         _, vectors = np.linalg.eigh(covariance)
-        self.projection = np.ascontiguousarray(vectors[:, ::-1][:, :PCA_DIM], dtype=np.float32)
-        reduced = self._reduce(centered)
-        self.nlist = max(8, round(LISTS_PER_SQRT * math.sqrt(m)))
-        self.quantizer = faiss.IndexFlatL2(PCA_DIM)
-        self.index = faiss.IndexIVFFlat(self.quantizer, PCA_DIM, self.nlist)
-        self.index.cp.seed = KMEANS_SEED
-        self.index.cp.niter = KMEANS_ITERATIONS
-        self.index.cp.max_points_per_centroid = KMEANS_POINTS_PER_LIST
-        self.index.cp.min_points_per_centroid = 8
-        self.index.train(reduced)
-        self.index.add(reduced)
-        logger.debug("fast search: %d keys, PCA %d -> %d, %d lists", m, d, PCA_DIM, self.nlist)
+        return np.ascontiguousarray(vectors[:, ::-1][:, :PCA_DIM], dtype=np.float32)
+
+    @cached_property
+    def index(self) -> faiss.IndexIVFFlat:
+        """The inverted file over the projected keys, built on first use: a
+        generation whose candidates all come from the coarser level's matches
+        never needs it."""
+        m = len(self.exact.centered)
+        reduced = self._reduce(self.exact.centered)
+        nlist = max(8, round(LISTS_PER_SQRT * math.sqrt(m)))
+        # The index keeps a reference to its quantizer (FAISS's Python layer).
+        index = faiss.IndexIVFFlat(faiss.IndexFlatL2(PCA_DIM), PCA_DIM, nlist)
+        index.cp.seed = KMEANS_SEED
+        index.cp.niter = KMEANS_ITERATIONS
+        index.cp.max_points_per_centroid = KMEANS_POINTS_PER_LIST
+        index.cp.min_points_per_centroid = 8
+        index.train(reduced)
+        index.add(reduced)
+        logger.debug("fast search: %d keys, PCA -> %d, %d lists", m, PCA_DIM, nlist)
+        return index
 
     @property
     def dim(self) -> int:
@@ -137,7 +150,7 @@ class FastKeys:
     ) -> np.ndarray:
         keys = self.exact.centered
         # min_l |Q_l - K_j|^2 from an inverted file over the queries ...
-        by_query = faiss.IndexIVFFlat(self.quantizer, PCA_DIM, self.nlist)
+        by_query = faiss.IndexIVFFlat(self.index.quantizer, PCA_DIM, self.index.nlist)
         by_query.add(self._reduce(queries))
         by_query.nprobe = NPROBE if hint is None else max(1, NPROBE_WITH_HINT)
         _, near_queries = by_query.search(self._reduce(keys), REVERSE_CANDIDATES)
