@@ -12,6 +12,7 @@ The thread count is FAISS's OpenMP setting, so ``OMP_NUM_THREADS`` (which
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,17 @@ Result = TypeVar("Result")
 
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
+
+
+def _forget_pools() -> None:
+    """In a forked child (an RQ work-horse) the parent's pool threads do not
+    exist: start afresh rather than queue work no thread will take."""
+    global _pools_lock
+    _pools.clear()
+    _pools_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pools)
 
 
 def thread_count() -> int:
