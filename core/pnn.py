@@ -162,7 +162,7 @@ def refine(
         if stage.known is not None:
             free, known = arrays.upload(stage.known.free), arrays.upload(stage.known.image)
         first_hint = None
-        if last_stage is not None:
+        if last_stage is not None and last_matches is not None:
             first_hint = source.candidates_from(
                 last_stage.source, last_matches, last_stage.shape, stage.shape
             )
