@@ -116,11 +116,11 @@ def build_index(keys: np.ndarray, *, mode: str, backend: Backend) -> KeyIndex:
     return ExactKeys(keys)
 
 
-def build_arrays(values: ValuePatches, patch_size: int, *, backend: Backend) -> StageArrays:
+def build_arrays(values: ValuePatches, *, backend: Backend) -> StageArrays:
     """Where a stage's image, patches and fold live for `backend` (`HostArrays`
     or `gpnn.core.torch_backend.TorchArrays`)."""
     if backend == Backend.torch_cuda:
         from gpnn.core.torch_backend import TorchArrays
 
-        return TorchArrays(values, patch_size, device=TORCH_DEVICE)
-    return HostArrays(values, patch_size)
+        return TorchArrays(values, device=TORCH_DEVICE)
+    return HostArrays(values)

@@ -168,7 +168,9 @@ class ValuePatches:
         p, half = self.patch_size, (self.patch_size - 1) / 2
         rows, cols = patch_grid(shape, p)
         coarse_rows, coarse_cols = patch_grid(coarse_shape, p)
-        matches = chosen.reshape(coarse_rows, coarse_cols)
+        image_of, row_of, column_of = (
+            part.reshape(coarse_rows, coarse_cols) for part in coarser.positions(chosen)
+        )
         # Where each position's centre falls among the coarse patch positions.
         along_y = (np.arange(rows) + half) * coarse_shape[0] / shape[0] - half
         along_x = (np.arange(cols) + half) * coarse_shape[1] / shape[1] - half
@@ -178,8 +180,8 @@ class ValuePatches:
         for dy, dx in ((0, 0), (0, -1), (0, 1), (-1, 0), (1, 0)):
             from_y = np.clip(near_y + dy, 0, coarse_rows - 1)
             from_x = np.clip(near_x + dx, 0, coarse_cols - 1)
-            match = matches[from_y[:, None], from_x[None, :]]
-            image, source_y, source_x = coarser.positions(match)
+            at = (from_y[:, None], from_x[None, :])
+            image, source_y, source_x = image_of[at], row_of[at], column_of[at]
             # The coarse source position under this output position's centre ...
             at_y = source_y + (along_y - from_y)[:, None]
             at_x = source_x + (along_x - from_x)[None, :]
@@ -212,10 +214,11 @@ class ValuePatches:
         x = np.clip(np.rint(x), 0, width - self.patch_size).astype(np.int64)
         return self._index_by_start[self.images[image, 0] + y * width + x]
 
-    def fold(self, chosen: np.ndarray, shape: tuple[int, int], patch_size: int) -> np.ndarray:
+    def fold(self, chosen: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         """Fold the patches `chosen` (one per patch position of an (H, W) output)
         into an image: each pixel is the Gaussian-weighted mean of the chosen
         patch pixels covering it."""
+        patch_size = self.patch_size
         rows, cols = patch_grid(shape, patch_size)
         starts = self.starts[chosen].reshape(rows, cols)
         strides = self.strides[chosen].reshape(rows, cols)
@@ -244,9 +247,8 @@ class HostArrays:
     CPU and faiss-gpu backends; `gpnn.core.torch_backend.TorchArrays` is the
     device counterpart)."""
 
-    def __init__(self, values: ValuePatches, patch_size: int) -> None:
+    def __init__(self, values: ValuePatches) -> None:
         self.values = values
-        self.patch_size = patch_size
 
     def upload(self, image: np.ndarray) -> np.ndarray:
         return image
@@ -255,10 +257,10 @@ class HostArrays:
         return image
 
     def extract(self, image: np.ndarray) -> np.ndarray:
-        return extract_patches(image, self.patch_size)
+        return extract_patches(image, self.values.patch_size)
 
     def fold(self, chosen: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-        return self.values.fold(chosen, shape, self.patch_size)
+        return self.values.fold(chosen, shape)
 
     def neighbour_candidates(self, chosen: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
         return self.values.neighbour_candidates(chosen, grid)

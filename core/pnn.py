@@ -53,7 +53,6 @@ class SourceLevel:
     ----------
     keys : (m, d) array, the patches searched
     values : the patches copied into the output, one per key
-    patch_size : p
     mode : "exact" or "fast" (`gpnn.core.params.SearchMode`). "fast" uses
         `gpnn.core.fast_search.FastKeys` on the CPU and propagation after each
         level's first, exact, iteration with PyTorch
@@ -65,7 +64,6 @@ class SourceLevel:
         self,
         keys: np.ndarray,
         values: ValuePatches,
-        patch_size: int,
         *,
         mode: str = "exact",
         device: str = "cpu",
@@ -78,7 +76,7 @@ class SourceLevel:
         self.backend = resolve_device(device)
         self.mode = "exact" if self.backend == Backend.faiss_gpu else str(mode)
         self.index = build_index(keys, mode=self.mode, backend=self.backend)
-        self.arrays = build_arrays(values, patch_size, backend=self.backend)
+        self.arrays = build_arrays(values, backend=self.backend)
 
     def nearest(
         self, queries: Any, alpha: float, hint: Any = None, grid: Shape | None = None

@@ -367,11 +367,7 @@ def _source_levels(
                 key = key[valid[-1]]
             keys.append(key)
         values = ValuePatches.of_images(images, patch_size, valid if holes is not None else None)
-        levels.append(
-            SourceLevel(
-                np.concatenate(keys), values, params.patch_size, mode=params.mode, device=device
-            )
-        )
+        levels.append(SourceLevel(np.concatenate(keys), values, mode=params.mode, device=device))
     return levels
 
 

@@ -161,13 +161,12 @@ class TorchArrays:
     Parameters
     ----------
     values : the level's value patches (pixels plus positions)
-    patch_size : p
     device : a torch device
     """
 
-    def __init__(self, values: ValuePatches, patch_size: int, *, device: str = "cuda") -> None:
+    def __init__(self, values: ValuePatches, *, device: str = "cuda") -> None:
         self.device = torch.device(device)
-        self.patch_size = patch_size
+        self.patch_size = patch_size = values.patch_size
         self.pixels = torch.from_numpy(values.pixels).to(self.device)
         self.starts = torch.from_numpy(values.starts).to(self.device)
         self.strides = torch.from_numpy(values.strides).to(self.device)

@@ -36,7 +36,7 @@ def test_neighbour_candidates_continue_a_coherent_copy():
 def test_fold_of_all_patches_gives_back_the_image():
     image = np.random.default_rng(2).random((8, 9, 3), dtype=np.float32)
     values = ValuePatches.of_images([image], 3)
-    np.testing.assert_allclose(values.fold(np.arange(len(values)), (8, 9), 3), image, atol=1e-6)
+    np.testing.assert_allclose(values.fold(np.arange(len(values)), (8, 9)), image, atol=1e-6)
     assert len(values) == len(extract_patches(image, 3))
 
 
@@ -71,7 +71,7 @@ def test_extract_and_fold_in_bands_match_brute_force(monkeypatch):
     chosen = rng.integers(0, len(values), size=9 * 8)
     source_patches = [source[y : y + p, x : x + p] for y in range(5) for x in range(4)]
     want = brute_force_fold(np.stack(source_patches)[chosen], (11, 10), p)
-    np.testing.assert_allclose(values.fold(chosen, (11, 10), p), want, rtol=1e-5)
+    np.testing.assert_allclose(values.fold(chosen, (11, 10)), want, rtol=1e-5)
 
 
 def test_upscaled_candidates_carry_a_copy_to_the_finer_level():

@@ -64,7 +64,7 @@ def test_refine_matches_bruteforce_reference(make_scene, request, alpha, backend
     key_image = np.clip(value_image + 0.02, 0, 1).astype(np.float32)  # a "blurry" key image
     guess = make_scene(16, 20, seed=2)
     keys, values = extract_patches(key_image, p), ValuePatches.of_images([value_image], p)
-    level = SourceLevel(keys, values, p, device=device)
+    level = SourceLevel(keys, values, device=device)
     assert level.backend == ("cpu" if backend == "cpu" else "torch-cuda")
     stages = [Stage(level, (16, 20), 2)]
 

@@ -153,14 +153,14 @@ def test_fast_small_levels_are_exact():
 def test_source_level_modes(small_fast, mode):
     rng = np.random.default_rng(7)
     keys = patch_like(rng, 400)
-    level = SourceLevel(keys, VALUES_400, 5, mode=mode)
+    level = SourceLevel(keys, VALUES_400, mode=mode)
     got = level.nearest(keys, math.inf)
     np.testing.assert_array_equal(got, np.arange(400))
 
 
 def test_source_level_rejects_unknown_mode():
     with pytest.raises(ValueError, match="`mode`"):
-        SourceLevel(np.zeros((400, 3)), VALUES_400, 5, mode="fastest")
+        SourceLevel(np.zeros((400, 3)), VALUES_400, mode="fastest")
 
 
 def test_device_resolution(monkeypatch):

@@ -55,7 +55,7 @@ def test_torch_patches_and_fold_match_numpy(device):
     sources = [rng.random((14, 17, 3), dtype=np.float32), rng.random((12, 12, 3), np.float32)]
     valid = [rng.random(10 * 13) > 0.3, rng.random(8 * 8) > 0.3]
     values = ValuePatches.of_images(sources, p, valid)
-    arrays = TorchArrays(values, p, device=device)
+    arrays = TorchArrays(values, device=device)
     image = rng.random((15, 19, 3), dtype=np.float32)
 
     working = arrays.upload(image)
@@ -65,7 +65,7 @@ def test_torch_patches_and_fold_match_numpy(device):
     chosen = rng.integers(0, len(values), size=11 * 15)
     folded = arrays.fold(torch.from_numpy(chosen).to(device), (15, 19))
     assert folded.device.type == device
-    want = values.fold(chosen, (15, 19), p)
+    want = values.fold(chosen, (15, 19))
     np.testing.assert_allclose(arrays.download(folded), want, rtol=1e-5, atol=1e-6)
 
 
