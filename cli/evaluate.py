@@ -20,7 +20,7 @@ from tqdm import tqdm
 from gpnn.cli.app import app
 from gpnn.cli.engine import keyword, param_options
 from gpnn.core import Progress, Task, params_for, read_image
-from gpnn.core.metrics import PATCH_SIZE, diversity, nearest_patch_distances, sample_metrics
+from gpnn.core.metrics import PATCH_SIZE, diversity, sample_metrics
 from gpnn.evaluate import report as report_module
 from gpnn.evaluate.runner import find_images, local_generator, run_dataset, write_files
 
@@ -39,10 +39,14 @@ def eval_command(
     ] = PATCH_SIZE,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Print diversity, coherence, completeness and patch SWD of OUTPUTS against SOURCE.
+    """Print diversity, coherence, completeness, patch SWD, change and copied
+    share of OUTPUTS against SOURCE, and count the copies.
 
-    Coherence, completeness and SWD are per output (lower is better); diversity
-    needs two or more outputs of SOURCE's size.
+    Coherence, completeness and SWD are per output (lower is better, and perfect
+    for a copy of SOURCE); change (mean grey difference / grey std of SOURCE)
+    and copied (share of patches where they are in SOURCE) say whether an output
+    is a new picture; an output is counted a copy when change < 0.1 or copied
+    >= 0.5. Diversity, change and copied need outputs of SOURCE's size.
     """
     try:
         image = read_image(source)
@@ -51,30 +55,46 @@ def eval_command(
         for path, sample in tqdm(
             list(zip(outputs, samples, strict=True)), unit="image", disable=None, file=sys.stderr
         ):
-            distances = nearest_patch_distances(sample, image, patch_size=patch_size)
-            metrics = sample_metrics(sample, image, patch_size=patch_size, distances=distances)
+            metrics = sample_metrics(sample, image, patch_size=patch_size)
             rows.append({"output": str(path), **metrics.as_dict()})
         same_size = all(s.shape == image.shape for s in samples)
         value = diversity(samples, image) if len(samples) >= 2 and same_size else None
     except ValueError as error:
         _fail(str(error))
     mean = {
-        key: sum(row[key] for row in rows) / len(rows)
-        for key in ("coherence", "completeness", "swd")
+        key: None if None in values else sum(values) / len(values)
+        for key in ("coherence", "completeness", "swd", "change", "copied")
+        for values in [[row[key] for row in rows]]
     }
+    copies = sum(row["copy"] for row in rows)
     if as_json:
-        document = {"source": str(source), "diversity": value, "mean": mean, "outputs": rows}
+        document = {
+            "source": str(source),
+            "diversity": value,
+            "copies": copies,
+            "mean": mean,
+            "outputs": rows,
+        }
         typer.echo(json.dumps(document, indent=2))
         return
     width = max(len("mean"), *(len(row["output"]) for row in rows))
-    typer.echo(f"{'output':<{width}}  {'coherence':>10}  {'completeness':>12}  {'patch SWD':>9}")
-    for row in [*rows, {"output": "mean", **mean}]:
+    typer.echo(
+        f"{'output':<{width}}  {'coherence':>10}  {'completeness':>12}  {'patch SWD':>9}"
+        f"  {'change':>6}  {'copied':>6}"
+    )
+    for row in [*rows, {"output": "mean", **mean, "copy": False}]:
         typer.echo(
             f"{row['output']:<{width}}  {row['coherence']:>10.5f}  "
-            f"{row['completeness']:>12.5f}  {row['swd']:>9.4f}"
+            f"{row['completeness']:>12.5f}  {row['swd']:>9.4f}  {_fraction(row['change'])}"
+            f"  {_fraction(row['copied'])}" + ("  COPY" if row["copy"] else "")
         )
     reason = "needs 2+ outputs of the source's size"
     typer.echo(f"diversity: {reason if value is None else f'{value:.4f}'}")
+    typer.echo(f"copies of the source: {copies} of {len(rows)}")
+
+
+def _fraction(value: float | None) -> str:
+    return f"{'n/a':>6}" if value is None else f"{value:>6.3f}"
 
 
 DATASET_OPTIONS = [

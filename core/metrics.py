@@ -29,7 +29,7 @@ import faiss
 import numpy as np
 
 from gpnn.core.imageio import as_image
-from gpnn.core.patches import extract_patches
+from gpnn.core.patches import extract_patches, patch_grid
 from gpnn.core.pyramid import level_shape, resize
 from gpnn.core.search import flat_search
 
@@ -50,6 +50,11 @@ HISTOGRAM_EDGES = np.concatenate([[0.0], np.logspace(-7, -1, 37)])
 HISTOGRAM_BINS = len(HISTOGRAM_EDGES) - 1
 # Rows of queries per FAISS search call, which bounds FAISS's result buffers.
 SEARCH_BLOCK = 65536
+# A sample is a copy of its source when it changed less than this (`change`) ...
+COPY_MAX_CHANGE = 0.1
+# ... or when at least this share of its patches sit where they are in the source
+# (`copied_share`). Both catch what the patch metrics score as perfect.
+COPY_MIN_SHARE = 0.5
 
 
 def diversity(samples: Sequence[np.ndarray], source: np.ndarray) -> float:
@@ -92,6 +97,75 @@ def diversity(samples: Sequence[np.ndarray], source: np.ndarray) -> float:
     return float(spread / scale)
 
 
+def change(output: np.ndarray, source: np.ndarray) -> float:
+    """How far a sample moved from its input: ``mean |g_out - g_src| / std(g_src)``.
+
+    `g` is the grey image (mean of the channels). 0 for a copy; a new arrangement
+    of a photo moves 0.3-1 (the authors' published SIGD16 samples: 0.32 on average).
+    Needs equal sizes. A copy scores perfect coherence, completeness and SWD, so
+    every patch metric should be read beside this number.
+    """
+    source = as_image(source, "source")
+    output = as_image(output, "output")
+    if output.shape != source.shape:
+        raise ValueError(
+            f"`output` is {output.shape[0]}x{output.shape[1]} but `source` is "
+            f"{source.shape[0]}x{source.shape[1]}; `change` needs equal sizes"
+        )
+    grey_out = output.mean(axis=2, dtype=np.float64)
+    grey_src = source.mean(axis=2, dtype=np.float64)
+    scale = np.std(grey_src)
+    if scale == 0:
+        raise ValueError("`source` is uniform (its grey standard deviation is 0)")
+    return float(np.abs(grey_out - grey_src).mean() / scale)
+
+
+def is_copy(change_value: float, copied: float | None) -> bool:
+    """Whether a sample with this `change` and `copied_share` is its input handed back."""
+    return change_value < COPY_MAX_CHANGE or (copied is not None and copied >= COPY_MIN_SHARE)
+
+
+def nearest_patches(
+    queries: np.ndarray, keys: np.ndarray, *, patch_size: int = PATCH_SIZE, stride: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """`nearest_patch_distances` and the index of each nearest key patch.
+
+    Returns
+    -------
+    distances : as `nearest_patch_distances`
+    ids : (same length,) int64, row-major position of the nearest patch of `keys`
+    """
+    if stride < 1:
+        raise ValueError("`stride` must be at least 1")
+    query_patches = _patches(queries, "queries", patch_size, stride)
+    key_patches = _patches(keys, "keys", patch_size)
+    return _PatchIndex(key_patches).nearest(query_patches)
+
+
+def copied_share(
+    output: np.ndarray,
+    source: np.ndarray,
+    *,
+    patch_size: int = PATCH_SIZE,
+    stride: int = 1,
+    ids: np.ndarray | None = None,
+) -> float:
+    """Share of the output's patches whose nearest source patch is the one at
+    their own position: 1 for a copy, near 0 for a new arrangement.
+
+    Needs equal sizes. `ids` may pass the output's precomputed
+    `nearest_patches` indices (same `stride`).
+    """
+    output, source = as_image(output, "output"), as_image(source, "source")
+    if output.shape != source.shape:
+        raise ValueError("`copied_share` needs an output of the source's size")
+    if ids is None:
+        _, ids = nearest_patches(output, source, patch_size=patch_size, stride=stride)
+    rows, cols = patch_grid(source.shape[:2], patch_size)
+    own = (np.arange(rows)[::stride, None] * cols + np.arange(cols)[None, ::stride]).reshape(-1)
+    return float(np.mean(ids == own))
+
+
 def nearest_patch_distances(
     queries: np.ndarray, keys: np.ndarray, *, patch_size: int = PATCH_SIZE, stride: int = 1
 ) -> np.ndarray:
@@ -120,11 +194,7 @@ def nearest_patch_distances(
     float32 patches; the distance to it is then recomputed in float64, so
     identical patches give exactly 0.
     """
-    if stride < 1:
-        raise ValueError("`stride` must be at least 1")
-    query_patches = _patches(queries, "queries", patch_size, stride)
-    key_patches = _patches(keys, "keys", patch_size)
-    return _PatchIndex(key_patches).distances(query_patches)
+    return nearest_patches(queries, keys, patch_size=patch_size, stride=stride)[0]
 
 
 def coherence(
@@ -251,14 +321,26 @@ def nn_histogram(
 
 @dataclass(frozen=True)
 class SampleMetrics:
-    """The patch metrics of one output against its source (all lower-is-better)."""
+    """The metrics of one output against its source.
+
+    The patch metrics (coherence, completeness, swd) are lower-is-better and
+    perfect for a copy, so they come with the sample's `change` and
+    `copied` share (None when the output has another size than the source)
+    and the verdict `copy` (`is_copy`).
+    """
 
     coherence: float
     completeness: float
     swd: float
+    change: float | None = None
+    copied: float | None = None
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+    @property
+    def copy(self) -> bool:
+        return self.change is not None and is_copy(self.change, self.copied)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "copy": self.copy}
 
 
 def sample_metrics(
@@ -268,21 +350,29 @@ def sample_metrics(
     patch_size: int = PATCH_SIZE,
     swd_levels: int | None = None,
     stride: int = 1,
-    distances: np.ndarray | None = None,
+    nearest: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> SampleMetrics:
-    """Coherence, completeness and patch SWD of one output (see each function).
+    """Coherence, completeness, patch SWD, change and copied share of one output
+    (see each function; the last two only when the output has the source's size).
 
-    `stride` subsamples the query patches of coherence and completeness (the
-    SWD always uses every patch). `distances` may pass the output's
-    precomputed `nearest_patch_distances` to the source (same `stride`),
-    which are then used for the coherence.
+    `stride` subsamples the query patches of coherence, completeness and the
+    copied share (the SWD always uses every patch). `nearest` may pass the
+    output's precomputed `nearest_patches` to the source (same `stride`).
     """
-    if distances is None:
-        distances = nearest_patch_distances(output, source, patch_size=patch_size, stride=stride)
+    if nearest is None:
+        nearest = nearest_patches(output, source, patch_size=patch_size, stride=stride)
+    distances, ids = nearest
+    same_size = as_image(output, "output").shape == as_image(source, "source").shape
     return SampleMetrics(
         coherence=float(np.mean(distances)),
         completeness=completeness(output, source, patch_size=patch_size, stride=stride),
         swd=patch_swd(output, source, patch_size=patch_size, levels=swd_levels),
+        change=change(output, source) if same_size else None,
+        copied=(
+            copied_share(output, source, patch_size=patch_size, stride=stride, ids=ids)
+            if same_size
+            else None
+        ),
     )
 
 
@@ -346,14 +436,17 @@ class _PatchIndex:
         self.index = faiss.IndexFlatL2(keys.shape[1])
         self.index.add(keys - self.center)
 
-    def distances(self, queries: np.ndarray) -> np.ndarray:
+    def nearest(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-patch MSE to the nearest key (recomputed in float64) and its index."""
         out = np.empty(len(queries), dtype=np.float64)
+        nearest = np.empty(len(queries), dtype=np.int64)
         for start in range(0, len(queries), SEARCH_BLOCK):
             block = queries[start : start + SEARCH_BLOCK]
             _, ids = flat_search(self.index, block - self.center)
             diff = block.astype(np.float64) - self.keys[ids[:, 0]].astype(np.float64)
             out[start : start + len(block)] = np.einsum("ij,ij->i", diff, diff)
-        return out / queries.shape[1]
+            nearest[start : start + len(block)] = ids[:, 0]
+        return out / queries.shape[1], nearest
 
 
 def _patches(image: Any, name: str, patch_size: int, stride: int = 1) -> np.ndarray:

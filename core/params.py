@@ -112,6 +112,22 @@ class GenerateParams(CommonParams):
 
     task: Literal[Task.generate] = Task.generate
     sigma: float = _sigma(0.75)
+    noise_rounds: int = Field(
+        5,
+        ge=1,
+        le=20,
+        description="Noisy PNN steps that start a sample at the coarsest level, each with "
+        "fresh noise: a random walk of the layout away from the source's, different for "
+        "every seed; 1: the paper's single step, which hands some images back unchanged.",
+    )
+    min_shift: int = Field(
+        2,
+        ge=0,
+        le=8,
+        description="In every noisy round each coarsest patch takes a source "
+        "patch at least this many pixels from its own place, so that no sample keeps the "
+        "input's layout; 0: plain nearest neighbour.",
+    )
 
 
 class RetargetParams(CommonParams):
@@ -140,6 +156,10 @@ class InpaintParams(CommonParams):
     """Fill a hole, steered by the colour the user painted into it."""
 
     task: Literal[Task.inpaint] = Task.inpaint
+    # Small, unlike the authors' inf: with plain nearest neighbours every query of the
+    # hole takes the same few smoothest patches and the fill is a flat smear; the
+    # normalised score spends each source patch about once (docs/engine.md).
+    alpha: float = _alpha(5e-4)
     coarsest_iterations: int = _coarsest_iterations(10)
     color: tuple[int, int, int] | None = Field(
         None,

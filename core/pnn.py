@@ -17,8 +17,9 @@ import numpy as np
 
 from gpnn.core.device import Backend, build_arrays, build_index, resolve_device
 from gpnn.core.fast_search import CONVERGED_FRACTION
-from gpnn.core.patches import ValuePatches, patch_grid
+from gpnn.core.patches import ValuePatches, extract_patches, patch_grid
 from gpnn.core.pyramid import Shape, resize
+from gpnn.core.search import displaced_nn
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,34 @@ class SourceLevel:
         if self.mode != "fast" or previous is None or len(previous) != len(chosen):
             return False
         return float((previous != chosen).sum()) / len(chosen) < CONVERGED_FRACTION
+
+
+def displaced_step(
+    guess: np.ndarray, source: np.ndarray, *, patch_size: int, alpha: float, min_shift: int
+) -> np.ndarray:
+    """One PNN step of `guess` against `source` (keys = values, same size) in
+    which no query patch may take a source patch closer than `min_shift` pixels
+    to its own place (`gpnn.core.search.displaced_nn`).
+
+    The start of a generation: the noise alone leaves many coarsest patches
+    matched to themselves or a pixel away, and PNN's finer levels then lock
+    onto the source's own layout (see docs/engine.md, "Why samples came out as
+    copies"). After this step every patch of the coarsest guess comes from
+    elsewhere, so every sample is a new arrangement. Runs on the host: the
+    coarsest level is a few hundred patches.
+    """
+    values = ValuePatches.of_images([source], patch_size)
+    rows, cols = patch_grid(source.shape[:2], patch_size)
+    positions = np.stack(np.divmod(np.arange(rows * cols), cols), axis=1)
+    chosen = displaced_nn(
+        extract_patches(np.ascontiguousarray(guess, dtype=np.float32), patch_size),
+        extract_patches(source, patch_size),
+        alpha,
+        positions,
+        positions,
+        min_shift,
+    )
+    return values.fold(chosen, source.shape[:2])
 
 
 @dataclass(frozen=True)

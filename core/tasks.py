@@ -25,7 +25,15 @@ from gpnn.core.params import (
     params_for,
 )
 from gpnn.core.patches import ValuePatches, extract_patches, patches_inside
-from gpnn.core.pnn import Known, Progress, ProgressCallback, SourceLevel, Stage, refine
+from gpnn.core.pnn import (
+    Known,
+    Progress,
+    ProgressCallback,
+    SourceLevel,
+    Stage,
+    displaced_step,
+    refine,
+)
 from gpnn.core.pyramid import (
     Shape,
     build_pyramid,
@@ -69,7 +77,12 @@ def generate(
 ) -> list[np.ndarray]:
     """Random samples with the patch distribution of `source` (paper section 3).
 
-    The coarsest level of the source plus N(0, sigma^2) noise is the initial guess.
+    The coarsest level of the source plus N(0, sigma^2) noise is matched
+    `noise_rounds` times, with fresh noise each round and every patch taken at
+    least `min_shift` pixels from its own place (`pnn.displaced_step`): a random
+    walk of the layout away from the source's. The coarsest stage's iterations
+    then run on the result. One round and `min_shift=0` is the paper's single
+    noisy step (plus one noise-free iteration).
     """
     params = _resolve(Task.generate, params, overrides)
     source = as_image(source, "source")
@@ -77,13 +90,21 @@ def generate(
     depth = _depth(params, depth_for(min(source.shape[:2]), 2 * p, params.ratio))
     pyramid = _pyramid(source, params, depth, "source")
     stages = _stages([pyramid], params, device, [level.shape[:2] for level in pyramid])
-    return _sample_all(
-        params,
-        samples,
-        progress,
-        stages,
-        lambda rng: pyramid[-1] + _noise(rng, params.sigma, pyramid[-1].shape),
-    )
+    coarsest = pyramid[-1]
+
+    def initial_guess(rng: np.random.Generator) -> np.ndarray:
+        guess = coarsest
+        for _ in range(params.noise_rounds):
+            guess = displaced_step(
+                guess + _noise(rng, params.sigma, coarsest.shape),
+                coarsest,
+                patch_size=p,
+                alpha=params.alpha,
+                min_shift=params.min_shift,
+            )
+        return guess
+
+    return _sample_all(params, samples, progress, stages, initial_guess)
 
 
 def retarget(

@@ -30,12 +30,14 @@ import numpy as np
 
 from gpnn.core.imageio import encode_png
 from gpnn.core.metrics import (
+    COPY_MAX_CHANGE,
+    COPY_MIN_SHARE,
     HISTOGRAM_BINS,
     HISTOGRAM_EDGES,
     PATCH_SIZE,
     SampleMetrics,
     diversity,
-    nearest_patch_distances,
+    nearest_patches,
     nn_histogram,
     sample_metrics,
 )
@@ -50,15 +52,17 @@ SHEET_HEIGHT = 120
 # Histogram plot size in pixels.
 PLOT_SIZE = (180, 300)
 
-METRIC_COLUMNS = ("diversity", "coherence", "completeness", "swd")
+METRIC_COLUMNS = ("diversity", "coherence", "completeness", "swd", "change", "copied")
 
 
 @dataclass(frozen=True)
 class ImageEvaluation:
     """The metrics of the samples of one source image.
 
-    `coherence`, `completeness` and `swd` are means over the samples (see
-    `gpnn.core.metrics`); `diversity` is None with fewer than two samples or
+    `coherence`, `completeness`, `swd`, `change` and `copied` are means over the
+    samples (see `gpnn.core.metrics`; the last two None for samples of another
+    size than the source), `copies` the number of samples that are copies of
+    the source (`gpnn.core.metrics.is_copy`); `diversity` is None with fewer than two samples or
     samples of another size than the source; `histogram` holds the fractions
     of all samples' patches in each nearest-neighbour distance bin
     (the bins of `gpnn.core.metrics.HISTOGRAM_EDGES`). `runtime_s` is the
@@ -73,6 +77,9 @@ class ImageEvaluation:
     coherence: float
     completeness: float
     swd: float
+    change: float | None
+    copied: float | None
+    copies: int
     per_sample: tuple[SampleMetrics, ...]
     histogram: tuple[float, ...]
     runtime_s: float | None = None
@@ -92,6 +99,9 @@ class ImageEvaluation:
             "coherence": self.coherence,
             "completeness": self.completeness,
             "swd": self.swd,
+            "change": self.change,
+            "copied": self.copied,
+            "copies": self.copies,
             "runtime_s": self.runtime_s,
             "runtime_per_sample_s": self.runtime_per_sample_s,
         }
@@ -127,13 +137,11 @@ def evaluate_image(
     per_sample = []
     counts = np.zeros(HISTOGRAM_BINS)
     for sample in samples:
-        distances = nearest_patch_distances(sample, source, patch_size=patch_size, stride=stride)
+        nearest = nearest_patches(sample, source, patch_size=patch_size, stride=stride)
         per_sample.append(
-            sample_metrics(
-                sample, source, patch_size=patch_size, stride=stride, distances=distances
-            )
+            sample_metrics(sample, source, patch_size=patch_size, stride=stride, nearest=nearest)
         )
-        counts += nn_histogram(distances)[0] * distances.size
+        counts += nn_histogram(nearest[0])[0] * nearest[0].size
     same_size = all(s.shape == source.shape for s in samples)
     value = diversity(samples, source) if len(samples) >= 2 and same_size else None
     return ImageEvaluation(
@@ -145,11 +153,18 @@ def evaluate_image(
         coherence=float(np.mean([m.coherence for m in per_sample])),
         completeness=float(np.mean([m.completeness for m in per_sample])),
         swd=float(np.mean([m.swd for m in per_sample])),
+        change=_mean_or_none([m.change for m in per_sample]),
+        copied=_mean_or_none([m.copied for m in per_sample]),
+        copies=sum(m.copy for m in per_sample),
         per_sample=tuple(per_sample),
         histogram=tuple(float(c) for c in counts / counts.sum()),
         runtime_s=runtime_s,
         eval_s=time.perf_counter() - start,
     )
+
+
+def _mean_or_none(values: Sequence[float | None]) -> float | None:
+    return None if any(v is None for v in values) else float(np.mean(values))
 
 
 def build_entry(
@@ -182,6 +197,7 @@ def averages(evaluations: Sequence[ImageEvaluation]) -> dict[str, Any]:
         values = [getattr(e, key) for e in evaluations if getattr(e, key) is not None]
         row[key] = float(np.mean(values)) if values else None
     row["samples"] = int(sum(e.samples for e in evaluations))
+    row["copies"] = int(sum(e.copies for e in evaluations))
     runtimes = [e.runtime_s for e in evaluations if e.runtime_s is not None]
     row["runtime_s"] = float(np.sum(runtimes)) if runtimes else None
     per_sample = [e.runtime_per_sample_s for e in evaluations if e.runtime_s is not None]
@@ -256,6 +272,9 @@ HEADERS = {
     "coherence": "coherence",
     "completeness": "completeness",
     "swd": "patch SWD",
+    "change": "change",
+    "copied": "copied",
+    "copies": "copies",
     "runtime_per_sample_s": "s / sample",
 }
 
@@ -265,7 +284,12 @@ LEGEND = (
     "completeness: mean MSE of source patches to their nearest output patch "
     f"({PATCH_SIZE}x{PATCH_SIZE} patches, values in [0, 1], lower is better); patch SWD: "
     "sliced Wasserstein-1 distance between the 7x7 patch sets, mean over up to 4 pyramid "
-    "levels (ratio 0.5), 128 fixed-seed projections (lower is better); s / sample: "
+    "levels (ratio 0.5), 128 fixed-seed projections (lower is better). A copy of the "
+    "source scores perfect on all three, so read them beside change: mean |grey sample - "
+    "grey source| / std of the grey source (0 for a copy), copied: share of the sample's "
+    "patches whose nearest source patch is the one at their own place (1 for a copy), and "
+    f"copies: samples with change < {COPY_MAX_CHANGE} or copied >= {COPY_MIN_SHARE}, "
+    "framed in red in the pictures; s / sample: "
     "generation time per sample. Histogram: nearest-source-patch MSE of all output patches, "
     "a first bin for copies (MSE < 1e-7), then 6 log-spaced bins per decade up to 0.1, the "
     "last bin holding larger distances; the copies bar is drawn in red, clipped to the "
@@ -279,7 +303,7 @@ def format_value(key: str, value: Any) -> str:
         return "n/a"
     if key in ("coherence", "completeness"):
         return f"{value:.2e}"
-    if key in ("diversity", "swd"):
+    if key in ("diversity", "swd", "change", "copied"):
         return f"{value:.4f}"
     if key in ("runtime_s", "runtime_per_sample_s"):
         return f"{value:.2f}"
@@ -312,7 +336,15 @@ def _json(title, settings, evaluations, average) -> bytes:
 
 
 def _csv(evaluations, average) -> bytes:
-    columns = ["name", "size", "samples", *METRIC_COLUMNS, "runtime_s", "runtime_per_sample_s"]
+    columns = [
+        "name",
+        "size",
+        "samples",
+        *METRIC_COLUMNS,
+        "copies",
+        "runtime_s",
+        "runtime_per_sample_s",
+    ]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
@@ -356,6 +388,7 @@ def _html(title, settings, entries, slugs, average) -> str:
         ".strip{display:flex;gap:4px;align-items:flex-end;flex-wrap:wrap}"
         ".strip figure{margin:0}.strip img{height:128px;image-rendering:auto}"
         ".strip figcaption{font-size:11px;color:#555}.src img{outline:3px solid #c33}"
+        ".copy img{outline:5px dashed #d00}.copy figcaption{color:#d00;font-weight:bold}"
         ".legend{max-width:60em;font-size:13px;color:#444}</style>",
         "</head><body>",
         f"<h1>{esc(title)}</h1>",
@@ -382,7 +415,13 @@ def _html(title, settings, entries, slugs, average) -> str:
         parts.append(_figure(f"images/{slug}/source.png", "source", "src"))
         for i, metrics in enumerate(e.per_sample[: len(entry.shown)]):
             caption = f"#{i} coh {metrics.coherence:.1e} swd {metrics.swd:.3f}"
-            parts.append(_figure(f"images/{slug}/sample-{i}.png", caption))
+            if metrics.change is not None:
+                caption += f" change {metrics.change:.2f}"
+            if metrics.copy:
+                caption += " COPY"
+            parts.append(
+                _figure(f"images/{slug}/sample-{i}.png", caption, "copy" if metrics.copy else "")
+            )
         parts.append(_figure(f"images/{slug}/histogram.png", "NN distance histogram"))
         parts.append("</div>")
     parts.append("</body></html>")
@@ -411,6 +450,10 @@ def _unique_slugs(names: Sequence[str]) -> list[str]:
 
 
 # --- pictures (BGR uint8, drawn with OpenCV) ---------------------------------
+
+
+def _change(evaluation: ImageEvaluation) -> str:
+    return "n/a" if evaluation.change is None else f"{evaluation.change:.2f}"
 
 
 def _float_image(image: np.ndarray) -> np.ndarray:
@@ -487,7 +530,13 @@ def _contact_sheet(entries: Sequence[ReportEntry]) -> np.ndarray:
         tiles = [_fit_height(entry.source, h)]
         tiles[0] = cv2.copyMakeBorder(tiles[0][2:-2, 2:-2], 2, 2, 2, 2, cv2.BORDER_CONSTANT,
                                       value=(40, 40, 200))  # fmt: skip
-        tiles += [_fit_height(s, h) for s in entry.shown]
+        for sample, metrics in zip(entry.shown, e.per_sample, strict=False):
+            tile = _fit_height(sample, h)
+            if metrics.copy:  # a red cross over the sample: it is the source handed back
+                cv2.rectangle(tile, (0, 0), (tile.shape[1] - 1, h - 1), (0, 0, 230), 4)
+                cv2.line(tile, (0, 0), (tile.shape[1] - 1, h - 1), (0, 0, 230), 2)
+                _text(tile, "COPY", (6, 20), 0.6, (0, 0, 230))
+            tiles.append(tile)
         tiles.append(_fit_height(_histogram_plot(e.histogram, ""), h))
         width = sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1)
         row = np.full((h + label_h, width, 3), 255, dtype=np.uint8)
@@ -499,7 +548,8 @@ def _contact_sheet(entries: Sequence[ReportEntry]) -> np.ndarray:
         _text(
             row,
             f"{e.name}: diversity {div}  coherence {e.coherence:.2e}  "
-            f"completeness {e.completeness:.2e}  SWD {e.swd:.4f}  ({e.samples} samples)",
+            f"completeness {e.completeness:.2e}  SWD {e.swd:.4f}  change {_change(e)}  "
+            f"copies {e.copies}/{e.samples}",
             (2, 12),
         )
         rows.append(row)

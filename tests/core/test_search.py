@@ -185,3 +185,32 @@ def test_cpu_resolution_never_imports_torch(monkeypatch):
 
     monkeypatch.setattr(device_module, "torch_cuda_available", no_torch)
     assert resolve_device("cpu") == Backend.cpu
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+@pytest.mark.parametrize("min_shift", [1, 2, 3])
+def test_displaced_nn_is_the_best_key_far_enough_from_the_query(alpha, min_shift):
+    rng = np.random.default_rng(min_shift)
+    rows, cols, d = 9, 11, 12
+    keys = rng.random((rows * cols, d), dtype=np.float32)
+    queries = keys + rng.normal(0, 0.3, keys.shape).astype(np.float32)
+    positions = np.stack(np.divmod(np.arange(rows * cols), cols), axis=1)
+    chosen = search.displaced_nn(queries, keys, alpha, positions, positions, min_shift)
+    scores = brute_force(queries, keys, alpha)
+    offsets = np.abs(positions[:, None, :] - positions[None, :, :]).max(axis=2)
+    scores[offsets < min_shift] = np.inf
+    best = scores.min(axis=1)
+    picked = scores[np.arange(len(queries)), chosen]
+    assert np.all(np.isfinite(picked)), "a key closer than min_shift was taken"
+    np.testing.assert_allclose(picked, best, rtol=1e-4)
+
+
+def test_displaced_nn_with_no_shift_is_the_plain_search():
+    rng = np.random.default_rng(5)
+    keys = rng.random((60, 8), dtype=np.float32)
+    queries = rng.random((60, 8), dtype=np.float32)
+    positions = np.stack(np.divmod(np.arange(60), 10), axis=1)
+    np.testing.assert_array_equal(
+        search.displaced_nn(queries, keys, math.inf, positions, positions, 0),
+        normalized_nn(queries, keys, math.inf),
+    )

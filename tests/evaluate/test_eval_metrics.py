@@ -179,7 +179,29 @@ def test_sample_metrics_bundles_the_three():
     assert m.coherence == pytest.approx(metrics.coherence(a, b))
     assert m.completeness == pytest.approx(metrics.completeness(a, b))
     assert m.swd == pytest.approx(metrics.patch_swd(a, b, levels=2))
-    assert set(m.as_dict()) == {"coherence", "completeness", "swd"}
+    assert m.change == pytest.approx(metrics.change(a, b))
+    assert m.copied == pytest.approx(metrics.copied_share(a, b))
+    assert set(m.as_dict()) == {"coherence", "completeness", "swd", "change", "copied", "copy"}
+
+
+def test_change_and_copied_share_see_a_copy_that_the_patch_metrics_score_perfect():
+    source = _image(16)
+    shifted = np.roll(source, 9, axis=1)
+    copy = metrics.sample_metrics(source.copy(), source, swd_levels=2)
+    assert copy.coherence == 0 and copy.completeness == 0 and copy.swd == 0
+    assert copy.change == 0 and copy.copied == 1 and copy.copy
+    moved = metrics.sample_metrics(shifted, source, swd_levels=2)
+    assert moved.change > metrics.COPY_MAX_CHANGE
+    assert moved.copied < 0.05 and not moved.copy
+
+
+def test_copied_share_with_stride_counts_the_strided_positions():
+    source = _image(17)
+    half = source.copy()
+    half[:, source.shape[1] // 2 :] = np.roll(source, 7, axis=0)[:, source.shape[1] // 2 :]
+    full = metrics.copied_share(half, source)
+    assert 0.3 < full < 0.7
+    assert metrics.copied_share(half, source, stride=3) == pytest.approx(full, abs=0.1)
 
 
 @pytest.mark.parametrize(

@@ -226,11 +226,40 @@ def test_cli_eval_prints_metrics(tmp_path):
     result = runner.invoke(app, ["eval", str(source), *outputs])
     assert result.exit_code == 0, result.output
     assert "diversity: 0.0000" in result.output
+    assert "copies of the source: 2 of 2" in result.output
+    assert result.output.count("COPY") == 2
     result = runner.invoke(app, ["eval", str(source), str(tmp_path / "a.png"), "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
     assert document["diversity"] is None
-    assert document["mean"] == {"coherence": 0.0, "completeness": 0.0, "swd": 0.0}
+    assert document["copies"] == 1
+    assert document["mean"] == {
+        "coherence": 0.0,
+        "completeness": 0.0,
+        "swd": 0.0,
+        "change": 0.0,
+        "copied": 1.0,
+    }
+
+
+def test_report_counts_and_flags_copies():
+    source = _image(0)
+    new_picture = np.roll(source, 11, axis=1)
+    entry = build_entry("x", source, [source.copy(), new_picture])
+    assert entry.evaluation.copies == 1
+    assert [m.copy for m in entry.evaluation.per_sample] == [True, False]
+    files = write_report([entry])
+    page = files["index.html"].decode()
+    assert page.count(" COPY</figcaption>") == 1 and 'class="copy"' in page
+    assert json.loads(files["metrics.json"])["average"]["copies"] == 1
+    assert "copies" in files["metrics.csv"].decode().splitlines()[0]
+    sheet = cv2.imdecode(np.frombuffer(files["contact_sheet.png"], np.uint8), cv2.IMREAD_COLOR)
+    clean = write_report([build_entry("x", source, [new_picture, new_picture])])
+    clean_sheet = cv2.imdecode(
+        np.frombuffer(clean["contact_sheet.png"], np.uint8), cv2.IMREAD_COLOR
+    )
+    red = lambda image: int(((image[:, :, 2] > 200) & (image[:, :, 1] < 40)).sum())  # noqa: E731
+    assert red(sheet) > red(clean_sheet) + 200
 
 
 @pytest.mark.parametrize(
