@@ -5,8 +5,12 @@ generation (above the process's resting size), the arithmetic of the exact
 search (2 n m d per query-key pair set, twice for finite alpha) and, in exact
 mode, the achieved rate as a fraction of the machine's own float32
 matrix-product rate measured in the same run (best of a few 4096^3 sgemm).
-With ``--mode both`` it also prints the patch metrics of both modes (coherence,
-completeness, patch SWD; `gpnn.core.metrics`) and fast / exact ratios.
+Every row also prints the patch metrics (coherence, completeness, patch SWD;
+`gpnn.core.metrics`) beside each sample's change from its input, its copied
+share and the number of samples that are copies (`gpnn.core.metrics.is_copy`):
+a copy scores perfect patch metrics and converges at once, so no speed or
+quality row may be read without them. With ``--mode both`` it also prints
+fast / exact ratios.
 
 Examples
 --------
@@ -143,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine sgemm rate: {rate / 1e9:.1f} GFLOP/s ({SGEMM_SIZE}^3 float32, best of 3)")
     header = (
         f"{'image':>6} {'size':>8} {'mode':>5} {'time s':>8} {'peak MB':>8} "
-        f"{'GFLOP':>8} {'GFLOP/s':>8} {'/sgemm':>7} {'coher':>9} {'compl':>9} {'swd':>8}"
+        f"{'GFLOP':>8} {'GFLOP/s':>8} {'/sgemm':>7} {'coher':>9} {'compl':>9} {'swd':>8} "
+        f"{'change':>6} {'copied':>6} {'copies':>6}"
     )
     print(header)
     rows = []
@@ -171,6 +176,9 @@ def main(argv: list[str] | None = None) -> None:
                 "coherence": statistics.mean(q.coherence for q in quality),
                 "completeness": statistics.mean(q.completeness for q in quality),
                 "swd": statistics.mean(q.swd for q in quality),
+                "change": statistics.mean(q.change for q in quality),
+                "copied": statistics.mean(q.copied for q in quality),
+                "copies": sum(q.copy for q in quality),
             }
             achieved = row["flops"] / row["seconds"]
             fraction = f"{achieved / rate:7.2f}" if mode == "exact" else f"{'-':>7}"
@@ -178,7 +186,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"{path.stem:>6} {source.shape[1]:>4}x{source.shape[0]:<3} {mode:>5} "
                 f"{row['seconds']:8.2f} {row['peak_mb']:8.0f} {row['flops'] / 1e9:8.0f} "
                 f"{achieved / 1e9:8.1f} {fraction} {row['coherence']:9.6f} "
-                f"{row['completeness']:9.6f} {row['swd']:8.5f}",
+                f"{row['completeness']:9.6f} {row['swd']:8.5f} {row['change']:6.3f} "
+                f"{row['copied']:6.3f} {row['copies']:6d}",
                 flush=True,
             )
             rows.append(row)
@@ -193,12 +202,15 @@ def main(argv: list[str] | None = None) -> None:
             f"{max(r['peak_mb'] for r in mine):.0f} MB, mean coherence "
             f"{statistics.mean(r['coherence'] for r in mine):.6f}, completeness "
             f"{statistics.mean(r['completeness'] for r in mine):.6f}, swd "
-            f"{statistics.mean(r['swd'] for r in mine):.5f}"
+            f"{statistics.mean(r['swd'] for r in mine):.5f}, mean change "
+            f"{statistics.mean(r['change'] for r in mine):.3f}, copied "
+            f"{statistics.mean(r['copied'] for r in mine):.3f}, copies "
+            f"{sum(r['copies'] for r in mine)} of {len(mine) * args.samples}"
             + (f", achieved / sgemm {flops / seconds / rate:.2f}" if mode == "exact" else "")
         )
     if len(modes) == 2:
         print("fast / exact (mean over images of the per-image ratio):")
-        for key in ("seconds", "coherence", "completeness", "swd"):
+        for key in ("seconds", "coherence", "completeness", "swd", "change"):
             ratios = [
                 f[key] / e[key] for e, f in zip(rows[0::2], rows[1::2], strict=True) if e[key] > 0
             ]
