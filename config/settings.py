@@ -14,7 +14,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from gpnn.core.params import SearchMode
+from gpnn.core.params import CommonParams, SearchMode
 
 MIB = 1024 * 1024
 
@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     workers: int = Field(2, ge=1, le=64, description="Worker processes per machine.")
     device: str = Field("cpu", description="Engine device of the workers: cpu, cuda or auto.")
     default_mode: SearchMode = Field(
-        SearchMode.fast,
+        CommonParams.model_fields["mode"].default,
         description="Search mode of jobs whose parameters name none (`fast` or `exact`).",
     )
     job_timeout_s: int = Field(3600, ge=1, description="A job running longer is stopped.")

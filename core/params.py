@@ -97,7 +97,12 @@ class CommonParams(BaseModel):
     coarsest_iterations: int = _coarsest_iterations(1)
     alpha: float = _alpha(math.inf)
     seed: int = Field(0, ge=0, lt=2**32, description="Random seed; sample i uses seed + i.")
-    mode: SearchMode = Field(SearchMode.exact, description="Nearest-neighbour search mode.")
+    mode: SearchMode = Field(
+        SearchMode.fast,
+        description="Nearest-neighbour search mode: fast (the default everywhere: "
+        "coarse-to-fine PatchMatch candidates re-scored exactly) or exact (every query "
+        "against every key, the reference; tens of times slower on a CPU).",
+    )
 
     @field_validator("patch_size")
     @classmethod

@@ -68,12 +68,12 @@ def test_remote_generator_runs_one_job_per_image(dataset):
     generator = remote_generator(
         "http://gpnn.test", api_key="secret", poll_interval_s=0, transport=httpx.MockTransport(fake)
     )
-    params = GenerateParams(sigma=1.25, mode="fast")
+    params = GenerateParams(sigma=1.25, mode="exact")
     entries = list(run_dataset(find_images(dataset), params, samples=3, generator=generator))
     assert len(entries) == 2 and len(fake.jobs) == 2
     first = fake.submissions[0]
     assert first["task"] == "generate" and first["samples"] == "3"
-    assert json.loads(first["params"]) == {"sigma": 1.25, "mode": "fast"}  # alpha=inf omitted
+    assert json.loads(first["params"]) == {"sigma": 1.25, "mode": "exact"}  # alpha=inf omitted
     e = entries[0].evaluation
     assert e.samples == 3 and e.runtime_s == 2.5
     assert e.diversity is not None and e.diversity > 0  # the three outputs differ
