@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The CPU build of PyTorch (for the torch search backend and its tests).
 TORCH ?= torch==2.13.0
-SHARED ?= ../shared
 
 .PHONY: install demo run test lint format bench serve worker clean
 
@@ -17,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install  ## The main job on embedded defaults: service, queue, worker, local store.
-	$(BIN)/gpnn demo $(SHARED)/datasets/sigd16/1.jpg --samples 3 --out gpnn-out
+	$(BIN)/gpnn demo --samples 3 --out gpnn-out
 
 run: demo
 

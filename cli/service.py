@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 import signal
 import sys
@@ -94,7 +95,10 @@ def worker(
 
 @app.command()
 def demo(
-    source: Annotated[Path, typer.Argument(help="Image to generate samples of.")],
+    source: Annotated[
+        Path | None,
+        typer.Argument(help="Image to generate samples of (default: the bundled demo photo)."),
+    ] = None,
     samples: Annotated[int, typer.Option(min=1, help="Number of samples.")] = 3,
     mode: Annotated[str, typer.Option(help="Search mode: fast or exact.")] = "fast",
     out: Annotated[Path, typer.Option("--out", "-o", help="Where the samples go.")] = Path(
@@ -107,6 +111,8 @@ def demo(
 
     from gpnn.service.embedded import run_embedded
 
+    if source is None:
+        source = DEMO_IMAGE
     if not source.is_file():
         _fail(f"`{source}` is not a file")
     settings = _settings()
@@ -140,6 +146,11 @@ def demo(
     except (FileNotFoundError, ConnectionError, RuntimeError, httpx.HTTPError) as error:
         _fail(str(error))
     typer.echo(f"done in {time.monotonic() - started:.1f} s; the service has stopped")
+
+
+# SIGD16 image 12 (hot-air balloons, 250x167) from Granot et al.'s benchmark, shipped
+# with the package so that `gpnn demo` works from a bare clone or a wheel.
+DEMO_IMAGE = Path(str(importlib.resources.files("gpnn.core") / "data" / "demo.jpg"))
 
 
 def _wait_for_job(api, job_id: str) -> dict:

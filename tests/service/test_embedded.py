@@ -79,3 +79,25 @@ def test_run_embedded_context(tmp_path):
     assert wait_until(
         lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 15, "children exit"
     )
+
+
+def test_gpnn_demo_runs_from_the_repository_alone(tmp_path):
+    """`make demo`'s command with no image: the bundled photo, no ../shared needed."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("GPNN_") and k not in ("REDIS_URL", "STORE_URL")
+    }
+    env.update(GPNN_PORT=str(free_port()), GPNN_STORE_URL=f"file://{tmp_path}/data")
+    command = [sys.executable, "-c", "from gpnn.cli import main; main()", "demo"]
+    result = subprocess.run(
+        [*command, "--samples", "2", "--out", str(tmp_path / "out")],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    outputs = sorted((tmp_path / "out").glob("*.png"))
+    assert len(outputs) == 2 and all(p.read_bytes().startswith(b"\x89PNG") for p in outputs)
