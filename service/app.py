@@ -14,17 +14,16 @@ from gpnn.config import Settings, get_settings
 from gpnn.service.errors import install_handlers
 from gpnn.service.limits import BodySizeLimit
 from gpnn.service.routes import batches, health, jobs
+from gpnn.store.keys import SERVICE_PREFIXES
 from gpnn.worker.ledger import Ledger
 
 logger = logging.getLogger(__name__)
-
-EXPIRING_PREFIXES = ("jobs/", "batches/")
 
 
 async def _expire_outputs(ledger: Ledger, settings: Settings) -> None:
     """Delete outputs older than the result TTL, every `cleanup_interval_s`."""
     while True:
-        for prefix in EXPIRING_PREFIXES:
+        for prefix in SERVICE_PREFIXES:
             try:
                 count = await asyncio.to_thread(
                     ledger.store.delete_expired, prefix, settings.result_ttl_s

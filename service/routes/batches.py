@@ -31,6 +31,7 @@ from gpnn.service.intake import (
 from gpnn.service.routes.jobs import ERRORS, put_input
 from gpnn.service.schemas import BatchPublic, ErrorBody
 from gpnn.store import ObjectNotFound, with_retries
+from gpnn.store.keys import check_input_prefix, is_shared_input
 from gpnn.worker.defaults import REPORT_FOLDER
 from gpnn.worker.ledger import Ledger, public_batch
 from gpnn.worker.status import JobStatus, ReportStatus
@@ -38,7 +39,6 @@ from gpnn.worker.status import JobStatus, ReportStatus
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
 BatchId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Batch id.")]
-RESERVED_PREFIXES = ("jobs/", "batches/")
 # A zip may expand to at most this many times the upload limit (zip bombs).
 MAX_EXPANSION = 8
 
@@ -201,10 +201,14 @@ def create_batch(
 
 
 def _prefix_inputs(ledger: Ledger, prefix: str, limit: int) -> list[tuple[str, str]]:
-    if prefix.startswith("/") or ".." in prefix.split("/") or prefix.startswith(RESERVED_PREFIXES):
-        raise InvalidRequest("`prefix`: must be a relative store prefix outside jobs/ and batches/")
+    try:
+        check_input_prefix(prefix)
+    except ValueError as error:
+        raise InvalidRequest(f"`prefix`: {error}") from None
     keys = [
-        k for k in ledger.store.list(prefix) if PurePosixPath(k).suffix.lower() in IMAGE_EXTENSIONS
+        k
+        for k in ledger.store.list(prefix)
+        if is_shared_input(k) and PurePosixPath(k).suffix.lower() in IMAGE_EXTENSIONS
     ]
     if len(keys) > limit:
         raise TooLarge(f"`prefix`: {len(keys)} images, over the limit of {limit}")

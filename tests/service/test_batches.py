@@ -6,7 +6,9 @@ import io
 import json
 import zipfile
 
-from gpnn.store import open_store
+import pytest
+
+from gpnn.store import keys, open_store
 
 from .conftest import CHEAP, drain, png, synthetic
 
@@ -148,3 +150,23 @@ def test_batch_report_is_written_beside_the_manifest(client, settings):
     store = open_store(settings.store_url)
     assert store.exists(f"batches/{batch_id}/report/contact_sheet.png")
     assert client.get(f"/v1/batches/{batch_id}/report/../manifest.json").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "prefix",
+    ["jobs", "job", "j", "batches", "batch", "b", "jobs//x", "/jobs/", "jobs/../", "a\x00"],
+)
+def test_a_batch_prefix_never_reaches_the_service_folders(client, settings, prefix):
+    # Another tenant's private input and output, where the service keeps them.
+    store = open_store(settings.store_url)
+    store.put("jobs/someone/inputs/source.png", png(synthetic()))
+    store.put("batches/someone/outputs/0000-a/0.png", png(synthetic(seed=1)))
+    answer = client.post("/v1/batches", data={"task": "generate", "prefix": prefix})
+    assert answer.status_code == 422, answer.text
+    assert "prefix" in answer.json()["detail"]
+
+
+def test_shared_input_keys_exclude_the_service_folders():
+    assert not keys.is_shared_input("jobs/1/inputs/source.png")
+    assert not keys.is_shared_input("batches/1/manifest.json")
+    assert keys.is_shared_input("jobsite/1.png") and keys.is_shared_input("datasets/a.png")
