@@ -31,7 +31,7 @@ from gpnn.core import (
 
 SUMMARIES = {
     Task.generate: "Random samples with the patch distribution of SOURCE.",
-    Task.retarget: "Resize SOURCE to --height x --width, keeping its patches (gradual).",
+    Task.retarget: "Resize SOURCE to --height x --width (an unset side keeps SOURCE's).",
     Task.analogy: "The patches of SOURCE laid out like STRUCTURE (also sketch-to-image).",
     Task.inpaint: "Fill the hole of SOURCE given by --mask (white = hole) or by --color.",
     Task.collage: "Merge several SOURCES into one coherent image.",

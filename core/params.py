@@ -14,7 +14,14 @@ import math
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class Task(StrEnum):
@@ -70,13 +77,8 @@ def _sigma(default: float) -> Any:
     )
 
 
-def _size(required: bool, axis: str) -> Any:
-    return Field(
-        ... if required else None,
-        ge=8,
-        le=8192,
-        description=f"Output {axis} in pixels" + ("." if required else "; unset: the input's."),
-    )
+def _size(axis: str) -> Any:
+    return Field(None, ge=8, le=8192, description=f"Output {axis} in pixels; unset: the input's.")
 
 
 def _step() -> Any:
@@ -139,12 +141,18 @@ class RetargetParams(CommonParams):
     """Resize to any size while keeping the patch distribution (gradual)."""
 
     task: Literal[Task.retarget] = Task.retarget
-    height: int = _size(True, "height")
-    width: int = _size(True, "width")
+    height: int | None = _size("height")
+    width: int | None = _size("width")
     ratio: float = _ratio(0.8)
     alpha: float = _alpha(5e-3)
     coarsest_iterations: int = _coarsest_iterations(10)
     step: float = _step()
+
+    @model_validator(mode="after")
+    def _a_side(self) -> RetargetParams:
+        if self.height is None and self.width is None:
+            raise ValueError("give `height`, `width` or both (an unset side keeps the input's)")
+        return self
 
 
 class AnalogyParams(CommonParams):
@@ -187,8 +195,8 @@ class CollageParams(CommonParams):
     ratio: float = _ratio(0.8)
     alpha: float = _alpha(5e-3)
     coarsest_iterations: int = _coarsest_iterations(10)
-    height: int | None = _size(False, "height")
-    width: int | None = _size(False, "width")
+    height: int | None = _size("height")
+    width: int | None = _size("width")
     step: float = _step()
 
 

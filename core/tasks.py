@@ -116,7 +116,8 @@ def retarget(
     device: str = "cpu",
     **overrides: Any,
 ) -> list[np.ndarray]:
-    """Resize `source` to (height, width) keeping its patch distribution.
+    """Resize `source` to (height, width) keeping its patch distribution; an
+    unset side keeps the source's.
 
     The resizing is gradual: at the coarsest level the guess grows or shrinks in
     steps of at most `step` per axis, each followed by PNN iterations with the
@@ -124,7 +125,7 @@ def retarget(
     """
     params = _resolve(Task.retarget, params, overrides)
     source = as_image(source, "source")
-    target = (params.height, params.width)
+    target = (params.height or source.shape[0], params.width or source.shape[1])
     extent = min(*source.shape[:2], *target)
     depth = _depth(
         params, depth_for(extent, RESIZE_COARSEST_PATCHES * params.patch_size, params.ratio)

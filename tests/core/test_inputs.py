@@ -138,7 +138,7 @@ def test_cli_generate_writes_seeded_samples(tmp_path, image_file):
         (["generate", "{text}"], "not a readable image"),
         (["generate", "{image}", "--patch-size", "6"], "`patch_size`: must be odd"),
         (["generate", "{image}", "--depth", "9"], "smaller than one"),
-        (["retarget", "{image}", "--width", "30"], "`height`"),
+        (["retarget", "{image}"], "give `height`, `width` or both"),
         (["inpaint", "{image}", "--mask", "{small_mask}"], "same size"),
         (["edit", "{image}", "{text}"], "not a readable image"),
     ],

@@ -102,6 +102,13 @@ def test_generate_output_is_made_of_source_patches(scene):
     assert d.mean() < 0.1 * d_noise.mean()
 
 
+def test_retarget_with_one_side_keeps_the_other(scene):
+    wider = retarget(scene, width=70, depth=1, **fast_params())[0]
+    assert wider.shape == (scene.shape[0], 70, 3)
+    taller = retarget(scene, height=30, depth=1, **fast_params())[0]
+    assert taller.shape == (30, scene.shape[1], 3)
+
+
 @pytest.mark.parametrize(("height", "width"), [(30, 80), (56, 40), (20, 30)])
 def test_retarget_reaches_the_target_size(scene, height, width):
     out = retarget(scene, height=height, width=width, depth=1, **fast_params())[0]
