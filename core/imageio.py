@@ -80,6 +80,9 @@ def as_image(image: Any, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
+JPEG_MAGIC = b"\xff\xd8"
+
+
 def _read_bytes(path: str | Path) -> bytes:
     path = Path(path)
     if not path.is_file():
@@ -91,7 +94,11 @@ def _decode(data: bytes, name: str) -> np.ndarray:
     if not data:
         raise ValueError(f"`{name}` is empty")
     buffer = np.frombuffer(data, dtype=np.uint8)
-    raw = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    # IMREAD_UNCHANGED keeps alpha and 16 bits but ignores the EXIF orientation of
+    # a phone's JPEG; a JPEG has neither, so it is decoded upright instead.
+    upright = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH
+    flags = upright if data[:2] == JPEG_MAGIC else cv2.IMREAD_UNCHANGED
+    raw = cv2.imdecode(buffer, flags)
     if raw is None or raw.size == 0:
         raise ValueError(f"`{name}` is not a readable image (PNG, JPEG, WebP, BMP or TIFF)")
     if max(raw.shape[:2]) > MAX_DIMENSION:

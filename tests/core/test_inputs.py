@@ -24,6 +24,29 @@ def encode(array: np.ndarray, ext: str) -> bytes:
     return buffer.tobytes()
 
 
+def with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """`jpeg` with an EXIF APP1 segment holding only the Orientation tag (0x0112)."""
+    tiff = b"MM\x00\x2a\x00\x00\x00\x08" + b"\x00\x01"  # big-endian header, 1 entry
+    tiff += b"\x01\x12\x00\x03\x00\x00\x00\x01" + orientation.to_bytes(2, "big") + b"\x00\x00"
+    tiff += b"\x00\x00\x00\x00"  # no next IFD
+    payload = b"Exif\x00\x00" + tiff
+    segment = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    return jpeg[:2] + segment + jpeg[2:]
+
+
+def test_a_jpeg_tagged_rotate_90_is_read_upright(tmp_path):
+    # A phone held upright stores a landscape frame tagged "rotate 90 clockwise" (6).
+    frame = np.zeros((20, 40, 3), np.uint8)
+    frame[:, :10] = 255  # white on the left of the stored frame: the top once upright
+    tagged = with_exif_orientation(encode(frame, ".jpg"), 6)
+    image = decode_image(tagged)
+    assert image.shape == (40, 20, 3)
+    assert image[:10].mean() > 0.9 and image[-10:].mean() < 0.1
+    (tmp_path / "phone.jpg").write_bytes(tagged)
+    assert read_image(tmp_path / "phone.jpg").shape == (40, 20, 3)
+    assert decode_image(encode(frame, ".jpg")).shape == (20, 40, 3)  # untagged: as stored
+
+
 def test_decode_supports_grey_16bit_rgba_and_webp():
     grey = np.full((5, 6), 128, np.uint8)
     assert decode_image(encode(grey, ".png")).shape == (5, 6, 3)
