@@ -80,6 +80,20 @@ def as_image(image: Any, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
+def check_same_size(
+    image: np.ndarray,
+    name: str,
+    source: np.ndarray,
+    why: str = "they must have the same size",
+) -> None:
+    """ValueError naming both sizes unless `image` has the height and width of `source`."""
+    if image.shape[:2] != source.shape[:2]:
+        raise ValueError(
+            f"`{name}` is {image.shape[0]}x{image.shape[1]} but `source` is "
+            f"{source.shape[0]}x{source.shape[1]}; {why}"
+        )
+
+
 JPEG_MAGIC = b"\xff\xd8"
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from gpnn.core.imageio import as_image
+from gpnn.core.imageio import as_image, check_same_size
 from gpnn.core.patches import extract_patches, patch_grid
 from gpnn.core.pyramid import level_shape, resize
 from gpnn.core.search import flat_search
@@ -84,11 +84,7 @@ def diversity(samples: Sequence[np.ndarray], source: np.ndarray) -> float:
     greys = []
     for i, sample in enumerate(samples):
         image = as_image(sample, f"samples[{i}]")
-        if image.shape != source.shape:
-            raise ValueError(
-                f"`samples[{i}]` is {image.shape[0]}x{image.shape[1]} but `source` is "
-                f"{source.shape[0]}x{source.shape[1]}; diversity needs equal sizes"
-            )
+        check_same_size(image, f"samples[{i}]", source, "diversity needs equal sizes")
         greys.append(image.mean(axis=2, dtype=np.float64))
     spread = np.std(np.stack(greys), axis=0).mean()
     scale = np.std(source.mean(axis=2, dtype=np.float64))
@@ -107,11 +103,7 @@ def change(output: np.ndarray, source: np.ndarray) -> float:
     """
     source = as_image(source, "source")
     output = as_image(output, "output")
-    if output.shape != source.shape:
-        raise ValueError(
-            f"`output` is {output.shape[0]}x{output.shape[1]} but `source` is "
-            f"{source.shape[0]}x{source.shape[1]}; `change` needs equal sizes"
-        )
+    check_same_size(output, "output", source, "`change` needs equal sizes")
     grey_out = output.mean(axis=2, dtype=np.float64)
     grey_src = source.mean(axis=2, dtype=np.float64)
     scale = np.std(grey_src)

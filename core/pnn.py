@@ -19,7 +19,7 @@ from gpnn.core.device import Backend, build_arrays, build_index, resolve_device
 from gpnn.core.fast_search import CONVERGED_FRACTION
 from gpnn.core.patches import ValuePatches, extract_patches, patch_grid
 from gpnn.core.pyramid import Shape, resize
-from gpnn.core.search import displaced_nn
+from gpnn.core.search import ExactKeys
 
 
 @dataclass(frozen=True)
@@ -121,32 +121,34 @@ class SourceLevel:
         return float((previous != chosen).sum()) / len(chosen) < CONVERGED_FRACTION
 
 
-def displaced_step(
-    guess: np.ndarray, source: np.ndarray, *, patch_size: int, alpha: float, min_shift: int
-) -> np.ndarray:
-    """One PNN step of `guess` against `source` (keys = values, same size) in
+class DisplacedStep:
+    """PNN steps against `source` (keys = values, the guess of the same size) in
     which no query patch may take a source patch closer than `min_shift` pixels
     to its own place (`gpnn.core.search.displaced_nn`).
 
     The start of a generation: the noise alone leaves many coarsest patches
     matched to themselves or a pixel away, and PNN's finer levels then lock
     onto the source's own layout (see docs/engine.md, "Why samples came out as
-    copies"). After this step every patch of the coarsest guess comes from
-    elsewhere, so every sample is a new arrangement. Runs on the host: the
-    coarsest level is a few hundred patches.
+    copies"). After a step every patch of the coarsest guess comes from
+    elsewhere, so every sample is a new arrangement. Built once per call and
+    run for every round of every sample, on the host: the coarsest level is a
+    few hundred patches.
     """
-    values = ValuePatches.of_images([source], patch_size)
-    rows, cols = patch_grid(source.shape[:2], patch_size)
-    positions = np.stack(np.divmod(np.arange(rows * cols), cols), axis=1)
-    chosen = displaced_nn(
-        extract_patches(np.ascontiguousarray(guess, dtype=np.float32), patch_size),
-        extract_patches(source, patch_size),
-        alpha,
-        positions,
-        positions,
-        min_shift,
-    )
-    return values.fold(chosen, source.shape[:2])
+
+    def __init__(self, source: np.ndarray, *, patch_size: int, alpha: float, min_shift: int):
+        self.shape = source.shape[:2]
+        self.patch_size, self.alpha, self.min_shift = patch_size, alpha, min_shift
+        self.values = ValuePatches.of_images([source], patch_size)
+        self.keys = ExactKeys(extract_patches(source, patch_size))
+        rows, cols = patch_grid(self.shape, patch_size)
+        self.positions = np.stack(np.divmod(np.arange(rows * cols), cols), axis=1)
+
+    def __call__(self, guess: np.ndarray) -> np.ndarray:
+        queries = extract_patches(np.ascontiguousarray(guess, dtype=np.float32), self.patch_size)
+        chosen = self.keys.displaced(
+            queries, self.alpha, self.positions, self.positions, self.min_shift
+        )
+        return self.values.fold(chosen, self.shape)
 
 
 @dataclass(frozen=True)

@@ -87,12 +87,16 @@ class ExactKeys:
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32) - self.center
         if math.isinf(alpha):
-            if self._l2 is None:
-                self._l2 = faiss.IndexFlatL2(self.dim)
-                self._l2.add(self.centered)
-            _, ids = flat_search(self._l2, queries)
+            _, ids = flat_search(self._flat_l2(), queries)
             return ids[:, 0].astype(np.int64)
         return self._normalized(queries, alpha)
+
+    def _flat_l2(self) -> faiss.IndexFlatL2:
+        """The keys' flat L2 index, built on first use and kept for every search."""
+        if self._l2 is None:
+            self._l2 = faiss.IndexFlatL2(self.dim)
+            self._l2.add(self.centered)
+        return self._l2
 
     def key_minima(self, centered_queries: np.ndarray) -> np.ndarray:
         """(m,) float64 ``min_l |Q_l - K_j|^2`` for centred (n, d) queries."""
@@ -123,14 +127,29 @@ class ExactKeys:
         queries = np.ascontiguousarray(queries, dtype=np.float32) - self.center
         k = min(k, len(self.centered))
         if math.isinf(alpha):
-            index = faiss.IndexFlatL2(self.dim)
-            index.add(self.centered)
-            _, ids = index.search(queries, k)
+            _, ids = self._flat_l2().search(queries, k)
         else:
             index = faiss.IndexFlatIP(self.dim + 2)
             index.add(self.weighted_keys(self.key_minima(queries), alpha))
             _, ids = index.search(augment_queries(queries), k)
         return ids.astype(np.int64)
+
+    def displaced(
+        self,
+        queries: np.ndarray,
+        alpha: float,
+        query_positions: np.ndarray,
+        key_positions: np.ndarray,
+        min_shift: int,
+    ) -> np.ndarray:
+        """`displaced_nn` against these keys (built once, searched many times)."""
+        if min_shift <= 0:
+            return self.nearest(queries, alpha)
+        ranked = self.ranked(queries, alpha, (2 * min_shift - 1) ** 2 + 1)
+        offsets = np.abs(key_positions[ranked] - query_positions[:, None, :]).max(axis=2)
+        displaced = offsets >= min_shift
+        first = np.where(displaced.any(axis=1), displaced.argmax(axis=1), 0)
+        return ranked[np.arange(len(ranked)), first]
 
 
 def displaced_nn(
@@ -161,13 +180,7 @@ def displaced_nn(
     """
     queries, keys = check_pair(queries, keys)
     check_alpha(alpha)
-    if min_shift <= 0:
-        return ExactKeys(keys).nearest(queries, alpha)
-    ranked = ExactKeys(keys).ranked(queries, alpha, (2 * min_shift - 1) ** 2 + 1)
-    offsets = np.abs(key_positions[ranked] - query_positions[:, None, :]).max(axis=2)
-    displaced = offsets >= min_shift
-    first = np.where(displaced.any(axis=1), displaced.argmax(axis=1), 0)
-    return ranked[np.arange(len(ranked)), first]
+    return ExactKeys(keys).displaced(queries, alpha, query_positions, key_positions, min_shift)
 
 
 def flat_search(index: faiss.Index, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

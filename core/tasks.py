@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from gpnn.core.imageio import as_image
+from gpnn.core.imageio import as_image, check_same_size
 from gpnn.core.params import (
     AnalogyParams,
     CollageParams,
@@ -26,12 +26,12 @@ from gpnn.core.params import (
 )
 from gpnn.core.patches import ValuePatches, extract_patches, patches_inside
 from gpnn.core.pnn import (
+    DisplacedStep,
     Known,
     Progress,
     ProgressCallback,
     SourceLevel,
     Stage,
-    displaced_step,
     refine,
 )
 from gpnn.core.pyramid import (
@@ -79,7 +79,7 @@ def generate(
 
     The coarsest level of the source plus N(0, sigma^2) noise is matched
     `noise_rounds` times, with fresh noise each round and every patch taken at
-    least `min_shift` pixels from its own place (`pnn.displaced_step`): a random
+    least `min_shift` pixels from its own place (`pnn.DisplacedStep`): a random
     walk of the layout away from the source's. The coarsest stage's iterations
     then run on the result. One round and `min_shift=0` is the paper's single
     noisy step (plus one noise-free iteration).
@@ -91,17 +91,12 @@ def generate(
     pyramid = _pyramid(source, params, depth, "source")
     stages = _stages([pyramid], params, device, [level.shape[:2] for level in pyramid])
     coarsest = pyramid[-1]
+    step = DisplacedStep(coarsest, patch_size=p, alpha=params.alpha, min_shift=params.min_shift)
 
     def initial_guess(rng: np.random.Generator) -> np.ndarray:
         guess = coarsest
         for _ in range(params.noise_rounds):
-            guess = displaced_step(
-                guess + _noise(rng, params.sigma, coarsest.shape),
-                coarsest,
-                patch_size=p,
-                alpha=params.alpha,
-                min_shift=params.min_shift,
-            )
+            guess = step(guess + _noise(rng, params.sigma, coarsest.shape))
         return guess
 
     return _sample_all(params, samples, progress, stages, initial_guess)
@@ -252,11 +247,7 @@ def edit(
     params = _resolve(Task.edit, params, overrides)
     source = as_image(source, "source")
     edited = as_image(edited, "edited")
-    if edited.shape != source.shape:
-        raise ValueError(
-            f"`edited` is {edited.shape[0]}x{edited.shape[1]} but `source` is "
-            f"{source.shape[0]}x{source.shape[1]}; they must have the same size"
-        )
+    check_same_size(edited, "edited", source)
     default = depth_for(min(source.shape[:2]), 4 * params.patch_size, params.ratio)
     depth = _depth(params, default)
     pyramid = _pyramid(source, params, depth, "source")
@@ -318,11 +309,7 @@ def _hole(source: np.ndarray, mask: Any, color: tuple[int, int, int] | None) -> 
         hole = np.asarray(mask)
         if hole.ndim == 3:
             hole = hole.mean(axis=2)
-        if hole.shape != source.shape[:2]:
-            raise ValueError(
-                f"`mask` is {hole.shape[0]}x{hole.shape[1]} but `source` is "
-                f"{source.shape[0]}x{source.shape[1]}; they must have the same size"
-            )
+        check_same_size(hole, "mask", source)
         hole = hole > 0.5 if hole.dtype != bool else hole
     elif color is not None:
         distance = np.abs(source * 255.0 - np.asarray(color, dtype=np.float32)).max(axis=2)
