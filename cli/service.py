@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.resources
 import logging
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -59,38 +58,51 @@ def serve(
 @app.command()
 def worker(
     count: Annotated[
-        int | None, typer.Option("--count", "-n", help="Worker processes (GPNN_WORKERS).")
+        int | None, typer.Option("--count", "-n", help="Job worker processes (GPNN_WORKERS).")
     ] = None,
     gpu: Annotated[bool, typer.Option("--gpu", help="Run the engine on the GPU.")] = False,
-    burst: Annotated[bool, typer.Option(help="Exit when the queues are empty.")] = False,
+    burst: Annotated[
+        bool, typer.Option(help="One worker in this process; exit when the queue is empty.")
+    ] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Only read GPNN_WORKER_HEALTH_FILE and exit 0 when the pool is healthy, "
+            "1 when not (a container health check).",
+        ),
+    ] = False,
 ) -> None:
-    """Run RQ workers against REDIS_URL and GPNN_STORE_URL (several per machine)."""
-    from gpnn.worker.runner import WorkerPool, run_worker
+    """Run a supervised pool of RQ workers against REDIS_URL and GPNN_STORE_URL.
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    The supervisor restarts a worker that exits (with backoff), waits for Redis when it
+    is gone, and on SIGTERM lets each worker finish its job within GPNN_DRAIN_GRACE_S
+    or hand it back to the queue. Webhook deliveries run on a worker of their own.
+    """
+    import json
+
+    from gpnn.worker.runner import WorkerPool, read_health, run_worker
+
     settings = _settings(workers=count, device="cuda" if gpu else None)
+    if check:
+        if not settings.worker_health_file:
+            _fail("`--check` needs GPNN_WORKER_HEALTH_FILE")
+        health = read_health(Path(settings.worker_health_file))
+        typer.echo(json.dumps(health))
+        raise typer.Exit(0 if health["healthy"] else 1)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not settings.redis_url:
         _fail("`gpnn worker` needs REDIS_URL (the Redis the API uses)")
+    if burst:
+        run_worker(settings, burst=True)
+        return
+    pool = WorkerPool(settings.workers, env=settings.as_env(), settings=settings).start()
+    signal.signal(signal.SIGTERM, lambda signum, frame: pool.stopping.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: pool.stopping.set())
     try:
-        if settings.workers == 1 or burst:
-            run_worker(settings, burst=burst)
-            return
-        pool = WorkerPool(settings.workers, env=settings.as_env()).start()
-
-        def stop(signum, frame):
-            raise KeyboardInterrupt
-
-        signal.signal(signal.SIGTERM, stop)
-        try:
-            while pool.alive():  # supervise until a signal (or every worker exited)
-                time.sleep(1.0)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            pool.stop()
-    except (ValueError, ConnectionError) as error:
-        _fail(str(error))
-    sys.exit(0)
+        pool.supervise()
+    finally:
+        pool.stop()
 
 
 @app.command()

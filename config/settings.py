@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     maintenance_interval_s: int = Field(
         15, ge=1, description="How often idle workers look for abandoned jobs."
     )
+    drain_grace_s: float = Field(
+        30.0,
+        ge=0,
+        description="A worker asked to stop (SIGTERM) finishes its running job within this "
+        "long, else hands it back to the front of the queue at once.",
+    )
+    worker_health_file: str | None = Field(
+        None,
+        description="`gpnn worker` writes its pool's health here (JSON) every second; "
+        "`gpnn worker --check` reads it (container health checks).",
+    )
     store_retries: int = Field(5, ge=0, le=20, description="Retries of a transient store error.")
     store_retry_delay_s: float = Field(0.2, ge=0, description="First backoff delay (doubles).")
 

@@ -111,8 +111,10 @@ def _start_backend(
         redis = EmbeddedRedis().start()
         stack.callback(redis.stop)
         settings = Settings(**{**settings.model_dump(), "redis_url": redis.url})
-    pool = WorkerPool(workers or settings.workers, env=settings.as_env()).start()
+    pool = WorkerPool(workers or settings.workers, env=settings.as_env(), settings=settings)
+    pool.start()
     stack.callback(pool.stop)
+    threading.Thread(target=pool.supervise, name="gpnn-workers", daemon=True).start()
     logger.info("%d workers on %s, store %s", pool.count, settings.redis_url, settings.store_url)
     return settings
 

@@ -7,3 +7,8 @@ class JobCanceled(Exception):
 
 class UnknownJob(KeyError):
     """No job (or batch) record under that id (never created, or expired)."""
+
+
+class AttemptSuperseded(Exception):
+    """This attempt lost the job's lease (a newer attempt started, e.g. after this
+    worker was taken for dead); it must write nothing."""

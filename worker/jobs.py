@@ -17,7 +17,7 @@ from rq import get_current_job
 from gpnn.config import get_settings
 from gpnn.store import StoreError, TransientStoreError, with_retries
 from gpnn.worker import defaults
-from gpnn.worker.exceptions import JobCanceled, UnknownJob
+from gpnn.worker.exceptions import AttemptSuperseded, JobCanceled, UnknownJob
 from gpnn.worker.imagecheck import check_image
 from gpnn.worker.ledger import Ledger
 
@@ -27,10 +27,10 @@ logger = logging.getLogger(__name__)
 class _Reporter:
     """The engine's progress callback: writes progress, stops on cancel."""
 
-    def __init__(self, ledger: Ledger, job_id: str, samples: int) -> None:
+    def __init__(self, ledger: Ledger, job_id: str, lease: str) -> None:
         self.ledger = ledger
         self.job_id = job_id
-        self.samples = samples
+        self.lease = lease
         self.last_write = 0.0
         self.last_level: tuple[int, int] | None = None
 
@@ -58,8 +58,7 @@ class _Reporter:
             )
             self.last_write = now
             self.last_level = (p.sample, p.level)
-        if self.ledger.cancel_requested(self.job_id):
-            raise JobCanceled(self.job_id)
+        self.ledger.check_attempt(self.job_id, self.lease)
 
 
 def _load_inputs(ledger: Ledger, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +98,8 @@ def run_job(job_id: str) -> dict[str, Any]:
         if ledger.cancel_requested(job_id):
             ledger.acknowledge_cancel(job_id)
             return {"status": "canceled"}
-        if not ledger.start(job_id):
+        lease = ledger.start(job_id)
+        if lease is None:
             return {"status": "skipped"}
         record = ledger.get_job(job_id)
     except UnknownJob:
@@ -115,14 +115,13 @@ def run_job(job_id: str) -> dict[str, Any]:
             params,
             inputs,
             samples=samples,
-            progress=_Reporter(ledger, job_id, samples),
+            progress=_Reporter(ledger, job_id, lease),
             device=settings.device,
         )
         engine_s = time.perf_counter() - engine_started
         outputs = []
         for n, image in enumerate(images):
-            if ledger.cancel_requested(job_id):
-                raise JobCanceled(job_id)
+            ledger.check_attempt(job_id, lease)
             key = f"{record['output_prefix']}/{n}.png"
             data = encode_png(image)
             with_retries(
@@ -133,8 +132,12 @@ def run_job(job_id: str) -> dict[str, Any]:
             )
             outputs.append(key)
         timings = {"engine_s": round(engine_s, 4), "total_s": time.perf_counter() - started}
-        ledger.succeed(job_id, outputs, timings)
+        if not ledger.succeed(job_id, outputs, timings, lease=lease):
+            raise AttemptSuperseded(job_id)
         return {"status": "succeeded", "outputs": outputs}
+    except AttemptSuperseded:
+        logger.warning("job %s: another attempt holds the lease; this one stops", job_id)
+        return {"status": "superseded"}
     except JobCanceled:
         logger.info("job %s: stopped on cancel", job_id)
         ledger.acknowledge_cancel(job_id)
@@ -214,13 +217,10 @@ def _media_type(key: str) -> str:
 
 
 def on_rq_failure(job, connection, exc_type, exc_value, traceback) -> None:
-    """RQ failure callback: a lost attempt goes back to queued, or the job fails for good.
-
-    RQ calls this when the job function raised, when its work-horse died, and when
-    an abandoned job (its worker killed) is found by another worker's maintenance.
-    """
+    """RQ failure callback: RQ calls it when the job function raised, and when an
+    abandoned job (its worker killed) is found by another worker's maintenance.
+    (A work-horse's death is reported by `GpnnWorker.handle_work_horse_killed`.)"""
     settings = get_settings()
-    ledger = Ledger(connection, settings)
     name = exc_type.__name__ if exc_type else "error"
     if name == "AbandonedJobError":
         reason = "the worker running this job stopped (killed or lost)"
@@ -228,6 +228,13 @@ def on_rq_failure(job, connection, exc_type, exc_value, traceback) -> None:
         reason = f"the job ran longer than {settings.job_timeout_s}s"
     else:
         reason = f"{name}: {exc_value}"
+    record_lost_attempt(job, connection, reason)
+
+
+def record_lost_attempt(job, connection, reason: str) -> None:
+    """A lost attempt goes back to queued while RQ retries it, or the job fails for good
+    (its batch advances, its webhook fires): every way an attempt ends reaches the record."""
+    ledger = Ledger(connection, get_settings())
     try:
         if job.retries_left and job.retries_left > 0:
             ledger.requeue(job.id, f"attempt lost ({reason}); retrying")
@@ -235,4 +242,4 @@ def on_rq_failure(job, connection, exc_type, exc_value, traceback) -> None:
             attempts = int(ledger.get_job(job.id).get("attempts", 1))
             ledger.fail(job.id, f"{reason}; gave up after {attempts} attempt(s)")
     except UnknownJob:
-        pass
+        pass  # not a gpnn job record (a report or a delivery), or expired

@@ -22,7 +22,7 @@ from rq import Callback, Queue, Retry
 from gpnn.config import Settings
 from gpnn.store import Store, open_store, with_retries
 from gpnn.worker import defaults, keys
-from gpnn.worker.exceptions import UnknownJob
+from gpnn.worker.exceptions import AttemptSuperseded, JobCanceled, UnknownJob
 from gpnn.worker.status import JobStatus, ReportStatus
 
 logger = logging.getLogger(__name__)
@@ -176,19 +176,25 @@ class Ledger:
         new: JobStatus,
         fields: dict[str, Any] | None = None,
         allowed_from: frozenset[JobStatus] | None = None,
+        lease: str | None = None,
     ) -> bool:
-        """Move a job to `new` unless it is finished (or not in `allowed_from`)."""
+        """Move a job to `new` unless it is finished (or not in `allowed_from`, or its
+        lease is no longer `lease`)."""
         key = keys.job_key(job_id)
         fields = {k: json.dumps(v) if k in JSON_FIELDS else v for k, v in (fields or {}).items()}
         with self.redis.pipeline() as pipe:
             while True:
                 try:
                     pipe.watch(key)
-                    current = pipe.hget(key, "status")
+                    current, holder = pipe.hmget(key, "status", "lease")
                     if current is None:
                         raise UnknownJob(job_id)
                     status = JobStatus(current.decode())
-                    if status.is_terminal() or (allowed_from and status not in allowed_from):
+                    if (
+                        status.is_terminal()
+                        or (allowed_from and status not in allowed_from)
+                        or (lease is not None and (holder or b"").decode() != lease)
+                    ):
                         pipe.unwatch()
                         return False
                     pipe.multi()
@@ -207,27 +213,49 @@ class Ledger:
             self._finished(job_id)
         return True
 
-    def start(self, job_id: str) -> bool:
-        """queued (or running, after a lost worker) -> running; False when already finished."""
+    def start(self, job_id: str) -> str | None:
+        """queued (or running, after a lost worker) -> running, under a new lease (returned);
+        None when already finished. An older attempt holding the previous lease can no
+        longer write the outcome (`check_attempt`, `succeed`)."""
         record = self.get_job(job_id)
+        lease = secrets.token_hex(8)
         started = self._transition(
             job_id,
             JobStatus.running,
-            {"started_at": now_iso(), "attempts": int(record.get("attempts", 0)) + 1},
+            {
+                "started_at": now_iso(),
+                "attempts": int(record.get("attempts", 0)) + 1,
+                "lease": lease,
+            },
         )
         if started and record.get("batch_id") and int(record.get("attempts", 0)) == 0:
             self.redis.hincrby(keys.batch_key(record["batch_id"]), "started", 1)
-        return started
+        return lease if started else None
+
+    def check_attempt(self, job_id: str, lease: str) -> None:
+        """Raise `JobCanceled` on a cancel request, `AttemptSuperseded` when another
+        attempt took the lease; one round trip, called at every engine iteration."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(keys.cancel_key(job_id))
+            pipe.hget(keys.job_key(job_id), "lease")
+            canceled, holder = pipe.execute()
+        if canceled:
+            raise JobCanceled(job_id)
+        if (holder or b"").decode() != lease:
+            raise AttemptSuperseded(job_id)
 
     def report_progress(self, job_id: str, progress: dict[str, Any]) -> None:
         self.redis.hset(keys.job_key(job_id), "progress", json.dumps(progress))
 
-    def succeed(self, job_id: str, outputs: list[str], timings: dict[str, float]) -> bool:
-        finished = now_iso()
+    def succeed(
+        self, job_id: str, outputs: list[str], timings: dict[str, float], *, lease: str
+    ) -> bool:
+        """running -> succeeded, only for the attempt holding `lease`."""
         done = self._transition(
             job_id,
             JobStatus.succeeded,
-            {"outputs": outputs, "timings": timings, "finished_at": finished},
+            {"outputs": outputs, "timings": timings, "finished_at": now_iso()},
+            lease=lease,
         )
         if done:
             samples = max(len(outputs), 1)

@@ -218,10 +218,10 @@ def drain(settings: Settings) -> None:
     """Run every queued job (and webhook) in this process, then return."""
     from rq import SimpleWorker
 
-    from gpnn.worker.runner import make_worker
+    from gpnn.worker.runner import Role, make_worker
 
     connection = Redis.from_url(settings.redis_url)
-    queues = make_worker(settings, connection).queues
+    queues = [q for role in Role for q in make_worker(settings, connection, role=role).queues]
     SimpleWorker(queues, connection=connection).work(burst=True, logging_level="WARNING")
     connection.close()
 

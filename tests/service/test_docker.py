@@ -47,6 +47,13 @@ def test_compose_file():
             assert variable in FIELDS, f"{name}: unknown setting {variable}"
         assert service["environment"]["GPNN_STORE_URL"].startswith("s3://")
     assert services["worker-gpu"]["profiles"] == ["gpu"]
+    for name, service in services.items():  # a crashed or lost process comes back by itself
+        assert service.get("restart") in ("always", "unless-stopped"), name
+    for name in ("worker", "worker-gpu"):
+        service = services[name]
+        stop_grace_s = int(service["stop_grace_period"].removesuffix("s"))
+        assert float(service["environment"]["GPNN_DRAIN_GRACE_S"]) < stop_grace_s, name
+        assert service["healthcheck"]["test"][1:] == ["gpnn", "worker", "--check"]
     for volume in services["s3"]["volumes"]:
         host = volume.split(":")[0]
         if host.startswith("./"):
