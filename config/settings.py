@@ -8,6 +8,7 @@ The table in `docs/architecture.md` lists them.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from typing import Annotated
 
@@ -104,11 +105,16 @@ class Settings(BaseSettings):
     )
     webhook_secret: SecretStr | None = Field(
         None,
-        description="HMAC key of webhook signatures; unset: generated once and kept in Redis "
-        "(GET /v1/webhooks/secret).",
+        description="Master key of webhook signatures (each owner's secret is derived from it); "
+        "unset: generated once and kept in Redis. Owners read theirs at GET /v1/webhooks/secret.",
+    )
+    webhook_allow_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated networks (CIDR) that webhooks may reach although internal "
+        "(loopback, private, link-local); empty: public addresses only.",
     )
     webhook_retries: int = Field(5, ge=0, le=20, description="Retries of a failed delivery.")
-    webhook_timeout_s: float = Field(10.0, gt=0, description="Timeout of one delivery.")
+    webhook_timeout_s: float = Field(5.0, gt=0, description="Timeout of one delivery.")
     webhook_backoff_s: float = Field(1.0, ge=0, description="First retry delay (doubles).")
 
     @field_validator("api_keys", mode="before")
@@ -116,6 +122,23 @@ class Settings(BaseSettings):
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("webhook_allow_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [n.strip() for n in value.split(",") if n.strip()]
+        return value
+
+    @field_validator("webhook_allow_networks")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"`{network}` is not a network (CIDR, e.g. 10.0.0.0/8)") from None
         return value
 
     @field_validator("store_url")
@@ -131,6 +154,8 @@ class Settings(BaseSettings):
         for name, value in self.model_dump(exclude_none=True).items():
             if name == "api_keys":
                 value = ",".join(k.get_secret_value() for k in self.api_keys)
+            elif name == "webhook_allow_networks":
+                value = ",".join(value)
             elif isinstance(value, SecretStr):
                 value = value.get_secret_value()
             env[f"GPNN_{name.upper()}"] = str(value)

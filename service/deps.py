@@ -12,9 +12,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from gpnn.config import Settings
 from gpnn.service.errors import Forbidden, NotFound, Unauthorized
 from gpnn.store import Store
-from gpnn.worker.ledger import Ledger
-
-ANONYMOUS = "anonymous"
+from gpnn.worker.ledger import ANONYMOUS, Ledger
 
 _api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="An API key (when keys are configured)."

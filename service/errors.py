@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
-from gpnn.store import StoreError
+from gpnn.store import ObjectNotFound, StoreError
 from gpnn.worker.exceptions import UnknownJob
 from gpnn.worker.imagecheck import ImageTooLarge, UnreadableImage
 
@@ -70,6 +70,10 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownJob)
     async def unknown(request: Request, error: UnknownJob) -> JSONResponse:
         return _answer(404, f"no job or batch `{error.args[0]}` (unknown or expired)")
+
+    @app.exception_handler(ObjectNotFound)
+    async def missing(request: Request, error: ObjectNotFound) -> JSONResponse:
+        return _answer(404, f"`{error.args[0]}` is not in the store (expired or deleted)")
 
     @app.exception_handler(StoreError)
     async def store_down(request: Request, error: StoreError) -> JSONResponse:

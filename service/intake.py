@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlparse
 
 from fastapi import UploadFile
 
@@ -17,6 +16,7 @@ from gpnn.core import decode_image, decode_mask
 from gpnn.core.params import CommonParams, Task, params_for
 from gpnn.service.errors import InvalidRequest, TooLarge
 from gpnn.worker.imagecheck import check_image
+from gpnn.worker.webhooks import ForbiddenTarget, check_target
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -32,6 +32,8 @@ def parse_params(
         values = json.loads(raw) if raw not in (None, "") else {}
     except json.JSONDecodeError as error:
         raise InvalidRequest(f"`params`: not valid JSON ({error.msg})") from None
+    except RecursionError:
+        raise InvalidRequest("`params`: nested too deeply") from None
     many = isinstance(values, list)
     items = values if many else [values]
     if not items:
@@ -55,13 +57,14 @@ def parse_params(
     return result
 
 
-def check_webhook_url(url: str | None) -> str | None:
+def check_webhook_url(url: str | None, settings: Settings) -> str | None:
+    """None for no webhook; the URL when it may be called (public, or allow-listed)."""
     if url in (None, ""):
         return None
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc or len(url) > 2048:
-        raise InvalidRequest("`webhook_url`: must be an http(s) URL")
-    return url
+    try:
+        return check_target(url, settings.webhook_allow_networks)
+    except ForbiddenTarget as error:
+        raise InvalidRequest(f"`webhook_url`: {error}") from None
 
 
 def read_upload(upload: UploadFile, settings: Settings, name: str) -> bytes:

@@ -57,12 +57,11 @@ class Store(Protocol):
 
 
 def check_key(key: str) -> str:
-    """Refuse keys that could escape the store's root."""
+    """Refuse keys that could escape the store's root or that no store can hold
+    (empty parts, '.', '..', NUL): ValueError."""
     parts = key.split("/")
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts[:-1]):
-        raise ValueError(f"invalid store key `{key}`")
-    if parts[-1] in (".", ".."):
-        raise ValueError(f"invalid store key `{key}`")
+    if not key or "\x00" in key or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"invalid store key `{key!r}`")
     return key
 
 

@@ -27,6 +27,9 @@ from gpnn.worker.status import JobStatus, ReportStatus
 
 logger = logging.getLogger(__name__)
 
+# The owner of jobs submitted while no API keys are configured.
+ANONYMOUS = "anonymous"
+
 JSON_FIELDS = ("params", "inputs", "outputs", "progress", "timings", "seeds")
 
 
@@ -315,7 +318,7 @@ class Ledger:
     def _finished(self, job_id: str) -> None:
         record = self.get_job(job_id)
         if record.get("webhook_url"):
-            self.send_webhook(record["webhook_url"], f"job.{record['status']}", public_job(record))
+            self.send_webhook(record, f"job.{record['status']}", public_job(record))
         batch_id = record.get("batch_id")
         if batch_id:
             key = keys.batch_key(batch_id)
@@ -365,7 +368,7 @@ class Ledger:
             )
         if batch.get("webhook_url"):
             self.send_webhook(
-                batch["webhook_url"],
+                batch,
                 f"batch.{status.value}",
                 public_batch(self.get_batch(batch_id)),
             )
@@ -415,23 +418,31 @@ class Ledger:
             fields["report_error"] = error
         self.redis.hset(keys.batch_key(batch_id), mapping=fields)
 
-    def webhook_secret(self) -> str:
-        """The HMAC key of webhook signatures: configured, or generated once in Redis."""
-        if self.settings.webhook_secret is not None:
-            return self.settings.webhook_secret.get_secret_value()
-        self.redis.set(keys.webhook_secret_key(), "whsec_" + secrets.token_hex(24), nx=True)
-        return self.redis.get(keys.webhook_secret_key()).decode()
+    def webhook_secret(self, owner: str) -> str:
+        """The secret that signs `owner`'s deliveries (see `gpnn.worker.webhooks`)."""
+        from gpnn.worker.webhooks import SECRET_PREFIX, owner_secret
 
-    def send_webhook(self, url: str, event: str, data: dict[str, Any]) -> None:
-        """Queue a signed delivery of `event` (retried with backoff by the delivery job)."""
+        if self.settings.webhook_secret is not None:
+            master = self.settings.webhook_secret.get_secret_value()
+        else:
+            generated = SECRET_PREFIX + secrets.token_urlsafe(32)
+            self.redis.set(keys.webhook_secret_key(), generated, nx=True)
+            master = self.redis.get(keys.webhook_secret_key()).decode()
+        return owner_secret(master, owner)
+
+    def send_webhook(self, record: dict[str, Any], event: str, data: dict[str, Any]) -> None:
+        """Queue a signed delivery of `event` to the record's webhook (retried with backoff
+        by the delivery job, on the webhook workers)."""
         body = json.dumps({"type": event, "created_at": now_iso(), "data": data})
         self.webhooks_queue.enqueue(
             "gpnn.worker.webhooks.deliver",
-            url,
+            record["webhook_url"],
             data["id"],
             body,
+            record.get("owner", ANONYMOUS),
             job_timeout=defaults.WEBHOOK_JOB_TIMEOUT_S,
             result_ttl=self.settings.result_ttl_s,
+            failure_ttl=self.settings.result_ttl_s,
         )
 
     def observe(self, name: str, value: float) -> None:

@@ -1,80 +1,121 @@
-"""Signed webhook deliveries, retried with exponential backoff.
+"""Signed webhook deliveries in the Standard Webhooks format, retried with backoff,
+and only to addresses outside the service's own networks.
 
-Each request carries three headers:
+Each request carries the three headers of https://www.standardwebhooks.com:
 
-- `Webhook-Id`: the job or batch id,
-- `Webhook-Timestamp`: Unix seconds of this attempt,
-- `Webhook-Signature`: `v1=<hex HMAC-SHA256(secret, "<id>.<timestamp>.<body>")>`.
+- `webhook-id`: the job or batch id (one event per job or batch),
+- `webhook-timestamp`: Unix seconds of this attempt,
+- `webhook-signature`: `v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`.
 
-A receiver recomputes the HMAC with the secret (`GPNN_WEBHOOK_SECRET`, or
-`GET /v1/webhooks/secret`), compares in constant time and refuses old timestamps.
+Each owner (API key) has its own secret, `whsec_<base64 key>`, shown to that owner alone
+by `GET /v1/webhooks/secret`: it is derived from the service's master secret
+(`GPNN_WEBHOOK_SECRET`, or one generated once in Redis), so one tenant cannot sign
+for another. A receiver verifies with any Standard Webhooks library, for example
+``standardwebhooks.Webhook(secret).verify(body, headers)``.
+
+Webhook URLs that resolve to loopback, private, link-local (cloud metadata),
+multicast or reserved addresses are refused at submit and again before every
+delivery attempt, unless `GPNN_WEBHOOK_ALLOW_NETWORKS` lists them.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import ipaddress
 import logging
+import socket
 import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from urllib.parse import urlparse
 
 import httpx
 from rq import get_current_job
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from gpnn.config import get_settings
 
 logger = logging.getLogger(__name__)
 
-SIGNATURE_VERSION = "v1"
+SECRET_PREFIX = "whsec_"
+
+
+class ForbiddenTarget(ValueError):
+    """A webhook URL that is not http(s), does not resolve, or points inward."""
+
+
+def owner_secret(master: str, owner: str) -> str:
+    """The signing secret of one owner, derived from the master secret."""
+    key = hmac.new(master.encode(), f"webhooks:{owner}".encode(), hashlib.sha256).digest()
+    return SECRET_PREFIX + base64.b64encode(key).decode()
 
 
 def sign(secret: str, webhook_id: str, timestamp: int, body: str | bytes) -> str:
-    """The `Webhook-Signature` value of one delivery."""
-    if isinstance(body, str):
-        body = body.encode()
-    message = f"{webhook_id}.{timestamp}.".encode() + body
-    digest = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-    return f"{SIGNATURE_VERSION}={digest}"
+    """The `webhook-signature` value of one delivery."""
+    if isinstance(body, bytes):
+        body = body.decode()
+    return Webhook(secret).sign(webhook_id, datetime.fromtimestamp(timestamp, UTC), body)
 
 
-def verify(
-    secret: str,
-    webhook_id: str,
-    timestamp: str | int,
-    body: str | bytes,
-    signature: str,
-    *,
-    tolerance_s: float = 300.0,
-) -> bool:
-    """Whether `signature` is valid for this delivery and its timestamp recent."""
+def verify(secret: str, body: str | bytes, headers: dict[str, str]) -> bool:
+    """Whether a delivery's signature is valid and its timestamp recent (5 minutes)."""
     try:
-        stamp = int(timestamp)
-    except (TypeError, ValueError):
+        Webhook(secret).verify(body, headers, json_parse=False)
+    except WebhookVerificationError:
         return False
-    if abs(time.time() - stamp) > tolerance_s:
-        return False
-    return hmac.compare_digest(sign(secret, webhook_id, stamp, body), signature)
+    return True
 
 
-def deliver(url: str, webhook_id: str, body: str) -> int:
+def check_target(url: str | None, allowed: Sequence[str] = ()) -> str:
+    """`url` when it is http(s) and every address its host resolves to is public (or in
+    one of the `allowed` networks, CIDR); else `ForbiddenTarget` naming the reason."""
+    networks = [ipaddress.ip_network(n, strict=False) for n in allowed]
+    parsed = urlparse(url or "")
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or len(url) > 2048:
+        raise ForbiddenTarget("must be an http(s) URL")
+    host = parsed.hostname
+    try:
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (ValueError, OSError) as error:
+        raise ForbiddenTarget(f"`{host}` cannot be resolved ({error})") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if any(address in network for network in networks):
+            continue
+        if not address.is_global or address.is_multicast:
+            raise ForbiddenTarget(
+                f"`{host}` is {address}, an internal address (loopback, private, link-local "
+                "or metadata); the service does not call those"
+            )
+    return url
+
+
+def deliver(url: str, webhook_id: str, body: str, owner: str) -> int:
     """RQ job: POST `body` to `url`, retrying failures (network, 5xx, 429) with backoff.
 
-    Returns the final HTTP status; raises after the last retry so the delivery
-    lands in RQ's failed registry.
+    Returns the final HTTP status; raises after the last retry, or at once when the
+    target now resolves inward, so the delivery lands in RQ's failed registry.
     """
     from gpnn.worker.ledger import Ledger
 
     settings = get_settings()
-    secret = Ledger(get_current_job().connection, settings).webhook_secret()
+    secret = Ledger(get_current_job().connection, settings).webhook_secret(owner)
     attempts = settings.webhook_retries + 1
     error = ""
     for attempt in range(attempts):
+        check_target(url, settings.webhook_allow_networks)
         stamp = int(time.time())
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "gpnn-webhooks/1",
-            "Webhook-Id": webhook_id,
-            "Webhook-Timestamp": str(stamp),
-            "Webhook-Signature": sign(secret, webhook_id, stamp, body),
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": sign(secret, webhook_id, stamp, body),
         }
         try:
             answer = httpx.post(

@@ -31,6 +31,7 @@ from gpnn.service.intake import (
 from gpnn.service.routes.jobs import ERRORS, put_input
 from gpnn.service.schemas import BatchPublic, ErrorBody
 from gpnn.store import ObjectNotFound, with_retries
+from gpnn.store.base import check_key
 from gpnn.store.keys import check_input_prefix, is_shared_input
 from gpnn.worker.defaults import REPORT_FOLDER
 from gpnn.worker.ledger import Ledger, public_batch
@@ -124,7 +125,7 @@ def create_batch(
     param_sets = parse_params(task, params, seed, settings.default_mode)
     if samples > settings.max_samples:
         raise InvalidRequest(f"`samples`: at most {settings.max_samples}")
-    webhook = check_webhook_url(webhook_url)
+    webhook = check_webhook_url(webhook_url, settings)
     if (archive is None) == (prefix in (None, "")):
         raise InvalidRequest("`archive`/`prefix`: give exactly one of them")
     batch_id = uuid.uuid4().hex
@@ -262,9 +263,10 @@ def get_report_file(batch_id: BatchId, name: str, ledger: LedgerDep, owner: Owne
     if record.get("report") != ReportStatus.written.value:
         state = record.get("report") or "not requested"
         raise Conflict(f"the report of batch `{batch_id}` is not available ({state})")
-    if ".." in PurePosixPath(name).parts:
-        raise NotFound(f"no report file `{name}`")
-    key = f"{record['output_prefix']}/{REPORT_FOLDER}/{name}"
+    try:
+        key = check_key(f"{record['output_prefix']}/{REPORT_FOLDER}/{name}")
+    except ValueError:
+        raise NotFound(f"no report file {name!r}") from None
     try:
         data = with_retries(lambda: ledger.store.get(key))
     except ObjectNotFound:

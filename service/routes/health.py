@@ -55,7 +55,7 @@ def prometheus(ledger: LedgerDep) -> Response:
     "/v1/webhooks/secret",
     response_model=WebhookSecret,
     tags=["webhooks"],
-    summary="The key that signs webhook deliveries",
+    summary="The key that signs this owner's webhook deliveries (Standard Webhooks)",
 )
 def webhook_secret(ledger: LedgerDep, owner: OwnerDep) -> WebhookSecret:
-    return WebhookSecret(secret=ledger.webhook_secret())
+    return WebhookSecret(secret=ledger.webhook_secret(owner))

@@ -101,7 +101,7 @@ def create_job(
     (job_params,) = parse_params(task, params, seed, settings.default_mode)
     if samples > settings.max_samples:
         raise InvalidRequest(f"`samples`: at most {settings.max_samples}")
-    webhook = check_webhook_url(webhook_url)
+    webhook = check_webhook_url(webhook_url, settings)
     files = {
         "source": source,
         "structure": structure,

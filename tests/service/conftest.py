@@ -158,6 +158,9 @@ def make_settings(redis_url: str, store_url: str, **overrides) -> Settings:
         "store_retry_delay_s": 0.01,
         "webhook_backoff_s": 0.05,
         "webhook_retries": 3,
+        # The receivers of these tests listen on loopback, which webhooks may not reach
+        # unless allowed (`test_webhooks.py` checks that refusal).
+        "webhook_allow_networks": ["127.0.0.0/8"],
         **overrides,
     }
     return Settings(**values)

@@ -149,7 +149,9 @@ def test_batch_report_is_written_beside_the_manifest(client, settings):
     assert all(image["diversity"] is not None for image in metrics["images"])
     store = open_store(settings.store_url)
     assert store.exists(f"batches/{batch_id}/report/contact_sheet.png")
-    assert client.get(f"/v1/batches/{batch_id}/report/../manifest.json").status_code == 404
+    for odd in ("../manifest.json", "a//b.png", "a%00.png", "%00", "x/"):
+        answer = client.get(f"/v1/batches/{batch_id}/report/{odd}")
+        assert answer.status_code == 404, (odd, answer.status_code, answer.text)
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -63,6 +64,24 @@ def test_params_not_json(client):
         files={"source": ("s.png", SOURCE, "image/png")},
     )
     assert answer.status_code == 422 and "`params`" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("depth", [2000, 100000])
+def test_deeply_nested_params_are_422(client, depth):
+    answer = client.post(
+        "/v1/jobs",
+        data={"task": "generate", "params": "[" * depth + "]" * depth},
+        files={"source": ("s.png", SOURCE, "image/png")},
+    )
+    assert answer.status_code == 422 and "`params`" in answer.json()["detail"]
+
+
+def test_an_output_missing_from_the_store_is_404(client, settings):
+    job = submit(client, "generate", {"source": ("s.png", SOURCE, "image/png")}).json()
+    drain(settings)
+    (Path(settings.store_url.removeprefix("file://")) / f"jobs/{job['id']}/outputs/0.png").unlink()
+    answer = client.get(f"/v1/jobs/{job['id']}/outputs/0")
+    assert answer.status_code == 404 and "expired" in answer.json()["detail"]
 
 
 def test_upload_over_the_limit_is_413(make_client, settings):
