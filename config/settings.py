@@ -95,6 +95,24 @@ class Settings(BaseSettings):
     max_samples: int = Field(16, ge=1, description="Most samples per job.")
     max_batch_inputs: int = Field(1000, ge=1, description="Most inputs in one batch.")
     max_batch_jobs: int = Field(5000, ge=1, description="Most jobs (inputs x params) per batch.")
+    max_batch_bytes: int = Field(
+        256 * MIB, ge=1024, description="Most bytes a batch's archive may expand to."
+    )
+    max_batch_pixels: int = Field(
+        200_000_000, ge=64, description="Most pixels of all a batch's input images together."
+    )
+    max_job_work: float = Field(
+        200.0,
+        gt=0,
+        description="Most work of one job, in megapixel-iterations (output pixels x iterations "
+        "x pyramid levels x samples; about 1.4 per second of CPU in fast mode).",
+    )
+    rate_limit_per_minute: int = Field(
+        600, ge=0, description="Most submissions per owner per minute (429 above); 0: no limit."
+    )
+    max_active_jobs: int = Field(
+        20_000, ge=1, description="Most unfinished (queued or running) jobs per owner (429 above)."
+    )
 
     # --- API --------------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="API listen address (`gpnn serve`).")

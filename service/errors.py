@@ -49,6 +49,14 @@ class Forbidden(ApiError):
     status_code = 403
 
 
+class RateLimited(ApiError):
+    status_code = 429
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 def _answer(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
@@ -56,7 +64,11 @@ def _answer(status: int, message: str, headers: dict[str, str] | None = None) ->
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
+        headers = None
+        if isinstance(error, Unauthorized):
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif isinstance(error, RateLimited):
+            headers = {"Retry-After": str(error.retry_after_s)}
         return _answer(error.status_code, error.message, headers)
 
     @app.exception_handler(ImageTooLarge)

@@ -13,6 +13,7 @@ from fastapi import UploadFile
 
 from gpnn.config import Settings
 from gpnn.core import decode_image, decode_mask
+from gpnn.core.cost import FAST_MPI_PER_S, work
 from gpnn.core.params import CommonParams, Task, params_for
 from gpnn.service.errors import InvalidRequest, TooLarge
 from gpnn.worker.imagecheck import check_image
@@ -98,10 +99,24 @@ def image_extension(data: bytes) -> str:
     return ".tif"
 
 
+def check_work(
+    params: CommonParams, source: tuple[int, int], samples: int, settings: Settings, name: str
+) -> None:
+    """413 when the job's estimated work (`gpnn.core.cost`) is over `max_job_work`."""
+    units = work(params, source, samples)
+    if units > settings.max_job_work:
+        raise TooLarge(
+            f"`{name}`: the job is estimated at {units:.0f} megapixel-iterations (about "
+            f"{units / FAST_MPI_PER_S:.0f} s of CPU), over the limit of "
+            f"{settings.max_job_work:g}; use fewer samples or iterations, or a smaller image"
+        )
+
+
 def uploads_for_task(
-    task: Task, params: CommonParams, files: dict[str, Any], settings: Settings
+    task: Task, params: CommonParams, files: dict[str, Any], settings: Settings, samples: int
 ) -> dict[str, bytes | list[bytes]]:
-    """Check the named inputs of `task` (present, readable, within limits, consistent)."""
+    """Check the named inputs of `task` (present, readable, within limits, consistent)
+    and the job's estimated work."""
     from gpnn.core import TASK_INPUTS
 
     expected = TASK_INPUTS[task]
@@ -120,8 +135,8 @@ def uploads_for_task(
             if len(value) < 1:
                 raise InvalidRequest("`sources`: at least one image is needed")
             datas = [read_upload(u, settings, f"sources[{i}]") for i, u in enumerate(value)]
-            for i, data in enumerate(datas):
-                check_image_bytes(data, settings, f"sources[{i}]")
+            arrays = [check_image_bytes(d, settings, f"sources[{i}]") for i, d in enumerate(datas)]
+            shapes[name] = arrays[0].shape[:2]
             result[name] = datas
             continue
         data = read_upload(value, settings, name)
@@ -133,4 +148,6 @@ def uploads_for_task(
             f"`mask`: its size {shapes['mask'][::-1]} differs from the source's "
             f"{shapes['source'][::-1]}"
         )
+    source = "source" if "source" in shapes else "sources"
+    check_work(params, shapes[source], samples, settings, source)
     return result

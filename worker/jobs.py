@@ -88,6 +88,18 @@ def _load_inputs(ledger: Ledger, inputs: dict[str, Any]) -> dict[str, Any]:
     return loaded
 
 
+def _check_work(params: Any, inputs: dict[str, Any], samples: int, limit: float) -> None:
+    from gpnn.core.cost import work
+
+    source = inputs["source"] if "source" in inputs else inputs["sources"][0]
+    units = work(params, source.shape[:2], samples)
+    if units > limit:
+        raise ValueError(
+            f"the job is estimated at {units:.0f} megapixel-iterations, over the limit of "
+            f"{limit:g} (GPNN_MAX_JOB_WORK)"
+        )
+
+
 def run_job(job_id: str) -> dict[str, Any]:
     """Run one gpnn job (all its samples) and record the outcome."""
     from gpnn.core import PARAMS_BY_TASK, Task, encode_png, run_task
@@ -110,6 +122,7 @@ def run_job(job_id: str) -> dict[str, Any]:
     try:
         params = PARAMS_BY_TASK[Task(record["task"])].model_validate(record["params"])
         inputs = _load_inputs(ledger, record["inputs"])
+        _check_work(params, inputs, samples, settings.max_job_work)
         engine_started = time.perf_counter()
         images = run_task(
             params,

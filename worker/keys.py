@@ -41,3 +41,13 @@ def histogram_key(name: str) -> str:
 def webhook_secret_key() -> str:
     """String: the generated webhook signing secret (when none is configured)."""
     return f"{PREFIX}:webhook-secret"
+
+
+def rate_key(owner: str) -> str:
+    """String: an owner's submissions in the current rate window (expires with it)."""
+    return f"{PREFIX}:rate:{owner}"
+
+
+def active_jobs_key() -> str:
+    """Hash: owner -> number of its unfinished (queued or running) jobs."""
+    return f"{PREFIX}:stats:active-by-owner"

@@ -132,6 +132,7 @@ class Ledger:
             pipe.hset(keys.job_key(job_id), mapping=fields)
             pipe.expire(keys.job_key(job_id), defaults.PENDING_RECORD_TTL_S)
             pipe.hincrby(keys.state_counts_key(), JobStatus.queued.value, 1)
+            pipe.hincrby(keys.active_jobs_key(), record.get("owner", ANONYMOUS), 1)
             pipe.execute()
         self.enqueue(job_id)
 
@@ -189,7 +190,7 @@ class Ledger:
             while True:
                 try:
                     pipe.watch(key)
-                    current, holder = pipe.hmget(key, "status", "lease")
+                    current, holder, owner = pipe.hmget(key, "status", "lease", "owner")
                     if current is None:
                         raise UnknownJob(job_id)
                     status = JobStatus(current.decode())
@@ -207,6 +208,8 @@ class Ledger:
                         pipe.hincrby(keys.state_counts_key(), new.value, 1)
                     if new.is_terminal():
                         pipe.expire(key, self.settings.result_ttl_s)
+                        owner = owner.decode() if owner else ANONYMOUS
+                        pipe.hincrby(keys.active_jobs_key(), owner, -1)
                     pipe.execute()
                     break
                 except WatchError:

@@ -24,24 +24,27 @@ from gpnn.service.intake import (
     IMAGE_EXTENSIONS,
     check_image_bytes,
     check_webhook_url,
+    check_work,
     image_extension,
     parse_params,
     read_upload,
 )
+from gpnn.service.quotas import check_quota
 from gpnn.service.routes.jobs import ERRORS, put_input
 from gpnn.service.schemas import BatchPublic, ErrorBody
 from gpnn.store import ObjectNotFound, with_retries
 from gpnn.store.base import check_key
 from gpnn.store.keys import check_input_prefix, is_shared_input
 from gpnn.worker.defaults import REPORT_FOLDER
+from gpnn.worker.imagecheck import UnreadableImage, image_size
 from gpnn.worker.ledger import Ledger, public_batch
 from gpnn.worker.status import JobStatus, ReportStatus
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
 BatchId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Batch id.")]
-# A zip may expand to at most this many times the upload limit (zip bombs).
-MAX_EXPANSION = 8
+# The first bytes of an archive member read to size it from its header.
+HEADER_BYTES = 64 * 1024
 
 
 def _safe_name(name: str) -> str:
@@ -49,7 +52,9 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[-100:] or "input"
 
 
-def _zip_inputs(archive: UploadFile, settings) -> list[tuple[str, bytes]]:
+def _zip_members(archive: UploadFile, settings) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
+    """The image members of an archive, checked against the batch limits by their
+    declared sizes (nothing is decompressed yet)."""
     try:
         bundle = zipfile.ZipFile(archive.file)
     except (zipfile.BadZipFile, OSError, ValueError):
@@ -64,19 +69,42 @@ def _zip_inputs(archive: UploadFile, settings) -> list[tuple[str, bytes]]:
     ]
     if len(members) > settings.max_batch_inputs:
         raise TooLarge(f"`archive`: {len(members)} images, over {settings.max_batch_inputs}")
-    if sum(m.file_size for m in members) > settings.max_upload_bytes * MAX_EXPANSION:
-        raise TooLarge("`archive`: expands to more than the allowed size")
-    inputs = []
-    for member in sorted(members, key=lambda m: m.filename):
+    expanded = sum(m.file_size for m in members)
+    if expanded > settings.max_batch_bytes:
+        raise TooLarge(
+            f"`archive`: expands to {expanded} bytes, over the limit of {settings.max_batch_bytes}"
+        )
+    for member in members:
         if member.file_size > settings.max_upload_bytes:
             raise TooLarge(f"`archive`: `{member.filename}` is over the upload limit")
+    return bundle, sorted(members, key=lambda m: m.filename)
+
+
+def _read_member(bundle: zipfile.ZipFile, member: zipfile.ZipInfo, limit: int) -> bytes:
+    try:
+        with bundle.open(member) as handle:
+            return handle.read(limit)
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError):
+        raise InvalidRequest(f"`archive`: cannot read `{member.filename}`") from None
+
+
+def _check_archive_work(bundle, members, param_sets, samples, settings) -> None:
+    """Every member's job within the work limit and all pixels within the batch's, from
+    the image headers, before anything is written."""
+    pixels = 0
+    for member in members:
         try:
-            with bundle.open(member) as handle:
-                data = handle.read(settings.max_upload_bytes + 1)
-        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError):
-            raise InvalidRequest(f"`archive`: cannot read `{member.filename}`") from None
-        inputs.append((member.filename, data))
-    return inputs
+            width, height = image_size(_read_member(bundle, member, HEADER_BYTES))
+        except UnreadableImage:
+            continue  # its job fails with the reason; the others run
+        pixels += width * height
+        where = f"archive: {member.filename}"
+        for job_params in param_sets:
+            check_work(job_params, (height, width), samples, settings, where)
+    if pixels > settings.max_batch_pixels:
+        raise TooLarge(
+            f"`archive`: {pixels} pixels in all, over the limit of {settings.max_batch_pixels}"
+        )
 
 
 @router.post(
@@ -131,7 +159,7 @@ def create_batch(
     batch_id = uuid.uuid4().hex
     base = f"batches/{batch_id}"
 
-    shared: dict[str, str] = {}
+    shared_uploads: dict[str, bytes] = {}
     extras = {"structure": structure, "mask": mask, "edited": edited}
     for name, upload in extras.items():
         if upload is not None and name not in TASK_INPUTS[task]:
@@ -146,23 +174,42 @@ def create_batch(
             raise InvalidRequest(f"`{name}`: task `{task}` needs this input")
         data = read_upload(upload, settings, name)
         check_image_bytes(data, settings, name, mask=name == "mask")
-        shared[name] = put_input(
-            ledger, f"{base}/inputs/_shared/{name}{image_extension(data)}", data
-        )
+        shared_uploads[name] = data
 
+    # Everything is checked (sizes, work, job count, quotas) before anything is written.
     if archive is not None:
-        entries = _zip_inputs(archive, settings)
-        sources = [
-            (name, put_input(ledger, f"{base}/inputs/{i:04d}-{_safe_name(name)}", data))
-            for i, (name, data) in enumerate(entries)
-        ]
+        bundle, members = _zip_members(archive, settings)
+        _check_archive_work(bundle, members, param_sets, samples, settings)
+        count = len(members)
     else:
-        sources = _prefix_inputs(ledger, prefix or "", settings.max_batch_inputs)
-    if not sources:
+        listed = _prefix_inputs(ledger, prefix or "", settings.max_batch_inputs)
+        count = len(listed)
+    if not count:
         raise InvalidRequest("`archive`/`prefix`: no images found (png, jpg, webp, bmp, tif)")
-    total = len(sources) * len(param_sets)
+    total = count * len(param_sets)
     if total > settings.max_batch_jobs:
         raise TooLarge(f"the batch has {total} jobs, over the limit of {settings.max_batch_jobs}")
+    check_quota(ledger, settings, owner, new_jobs=total)
+
+    shared = {
+        name: put_input(ledger, f"{base}/inputs/_shared/{name}{image_extension(data)}", data)
+        for name, data in shared_uploads.items()
+    }
+    if archive is not None:
+        limit = settings.max_upload_bytes
+        sources = [  # one member in memory at a time
+            (
+                m.filename,
+                put_input(
+                    ledger,
+                    f"{base}/inputs/{i:04d}-{_safe_name(m.filename)}",
+                    _read_member(bundle, m, limit),
+                ),
+            )
+            for i, m in enumerate(members)
+        ]
+    else:
+        sources = listed
 
     jobs = []
     for i, (name, key) in enumerate(sources):

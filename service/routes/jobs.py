@@ -19,6 +19,7 @@ from gpnn.service.intake import (
     parse_params,
     uploads_for_task,
 )
+from gpnn.service.quotas import check_quota
 from gpnn.service.schemas import ErrorBody, JobPublic
 from gpnn.store import with_retries
 from gpnn.worker import defaults, keys
@@ -109,7 +110,8 @@ def create_job(
         "edited": edited,
         "sources": sources or None,
     }
-    uploads = uploads_for_task(task, job_params, files, settings)
+    uploads = uploads_for_task(task, job_params, files, settings, samples)
+    check_quota(ledger, settings, owner, new_jobs=1)
     job_id = uuid.uuid4().hex
     response.headers["Location"] = f"/v1/jobs/{job_id}"
 
