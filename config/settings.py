@@ -105,7 +105,7 @@ class Settings(BaseSettings):
         200.0,
         gt=0,
         description="Most work of one job, in megapixel-iterations (output pixels x iterations "
-        "x pyramid levels x samples; about 1.4 per second of CPU in fast mode).",
+        "x pyramid levels x samples; about 0.6 per second on 2 CPU cores in fast mode).",
     )
     rate_limit_per_minute: int = Field(
         600, ge=0, description="Most submissions per owner per minute (429 above); 0: no limit."

@@ -2,10 +2,11 @@
 
 The engine's work grows with the pixels it refines times the iterations per level,
 summed over the pyramid (a geometric series in ``ratio**2``), times the samples.
-`work` counts that in megapixel-iterations (MPI); on this project's 2-core CPU
-machine fast mode runs about 1.4 MPI per second (`bench/engine.py`, SIGD16), so a
-SIGD16 image (250x170, one sample) is about 1 MPI. The service refuses jobs over
-`GPNN_MAX_JOB_WORK` at submit.
+`work` counts that in megapixel-iterations (MPI). A SIGD16 image (250x170, one
+sample) is about 1 MPI; on this project's 2-core CPU machine fast mode took 1.69 s
+per such sample (`gpnn eval-dataset` on SIGD16, 50 samples, with other work beside
+it), so about 0.6 MPI per second there: a conservative figure for time estimates.
+The service refuses jobs over `GPNN_MAX_JOB_WORK` at submit.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from gpnn.core.params import CommonParams
 
 Shape = tuple[int, int]
 
-# Measured with `bench/engine.py --mode fast --images 16` here: MPI per second of CPU.
-FAST_MPI_PER_S = 1.4
+# MPI per second of fast mode on 2 CPU cores (see above).
+FAST_MPI_PER_S = 0.6
 
 
 def output_shape(params: CommonParams, source: Shape) -> Shape:

@@ -55,12 +55,18 @@ def test_keys_cannot_escape(store):
 
 
 def test_delete_expired_keeps_recent(store):
+    # S3 stamps objects to the second, so the cutoff sits 1.5 s clear of both objects
+    # (a cutoff 1 s before the delete call failed whenever that call came late).
     store.put("jobs/old/0.png", b"x")
-    time.sleep(1.1) if not isinstance(store, FileStore) else os.utime(
-        store.root / "jobs/old/0.png", (time.time() - 100, time.time() - 100)
-    )
+    if isinstance(store, FileStore):
+        os.utime(store.root / "jobs/old/0.png", (time.time() - 100, time.time() - 100))
+    else:
+        time.sleep(1.5)  # the object's age is what is tested: no event to wait for
+    cutoff = time.time()
+    if not isinstance(store, FileStore):
+        time.sleep(1.5)
     store.put("jobs/new/0.png", b"y")
-    assert store.delete_expired("jobs/", older_than_s=1.0) == 1
+    assert store.delete_expired("jobs/", older_than_s=time.time() - cutoff) == 1
     assert store.list("jobs/") == ["jobs/new/0.png"]
 
 
