@@ -64,17 +64,36 @@ class FileStore:
         return None
 
     def delete_expired(self, prefix: str, older_than_s: float) -> int:
+        """Delete the objects under `prefix` older than `older_than_s`, then the folders
+        that this left empty (a job's `inputs/`, `outputs/` and its own folder)."""
         cutoff = time.time() - older_than_s
         deleted = 0
+        emptied: set[Path] = set()
         for key in self.list(prefix):
             path = self._path(key)
             try:
                 if path.stat().st_mtime < cutoff:
                     path.unlink()
                     deleted += 1
+                    emptied.add(path.parent)
             except FileNotFoundError:
                 continue
+        # Deepest first, so a job's folder goes after its subfolders.
+        for folder in sorted(emptied, key=lambda f: len(f.parts), reverse=True):
+            self._remove_empty_folders(folder)
         return deleted
+
+    def _remove_empty_folders(self, folder: Path) -> None:
+        """Remove `folder` and its parents below the root while they are empty. A folder
+        that a concurrent `put` has just written into is not empty and stays; a `put`
+        whose folder vanished under it fails with a transient error and is retried."""
+        while folder != self.root and self.root in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone)
+                if folder.exists():
+                    return
+            folder = folder.parent
 
     def ping(self) -> None:
         if not self.root.is_dir() or not os.access(self.root, os.W_OK):

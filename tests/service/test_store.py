@@ -119,3 +119,19 @@ def test_s3_unreachable_is_transient():
     )
     with pytest.raises(TransientStoreError):
         store.get("x")
+
+
+def test_file_store_expiry_removes_the_folders_it_empties(tmp_path):
+    store = FileStore(tmp_path / "store")
+    old = time.time() - 100
+    for key in ("jobs/old/inputs/source.png", "jobs/old/outputs/0.png", "jobs/mixed/a.png"):
+        store.put(key, b"x")
+        os.utime(store.root / key, (old, old))
+    store.put("jobs/mixed/b.png", b"recent")
+    assert store.delete_expired("jobs/", older_than_s=50) == 3
+    assert not (store.root / "jobs/old").exists()
+    assert sorted(p.name for p in (store.root / "jobs").iterdir()) == ["mixed"]
+    assert store.list("jobs/") == ["jobs/mixed/b.png"]
+    store.put("jobs/mixed/c.png", b"y")  # a folder kept in use stays writable
+    store.delete_expired("jobs/", older_than_s=0)
+    assert store.root.is_dir() and not any(store.root.iterdir())
