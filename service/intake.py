@@ -54,7 +54,9 @@ def parse_params(
         try:
             result.append(params_for(task, **item))
         except ValueError as error:
-            raise InvalidRequest(f"`{where}`: {error}") from None
+            # The engine names a model-wide error's field `parameters`: here that is `where`.
+            message = str(error).replace("`parameters`: ", "")
+            raise InvalidRequest(f"`{where}`: {message}") from None
     return result
 
 
@@ -84,7 +86,9 @@ def check_image_bytes(data: bytes, settings: Settings, name: str, *, mask: bool 
     try:
         return decode_mask(data, name=name) if mask else decode_image(data, name=name)
     except ValueError as error:
-        raise InvalidRequest(f"`{name}`: {error}") from None
+        message = str(error)  # the decoder's messages start with the name already
+        named = message if message.startswith(f"`{name}`") else f"`{name}`: {message}"
+        raise InvalidRequest(named) from None
 
 
 def image_extension(data: bytes) -> str:
@@ -122,7 +126,7 @@ def uploads_for_task(
     expected = TASK_INPUTS[task]
     for name, value in files.items():
         if value and name not in expected:
-            raise InvalidRequest(f"`{name}`: task `{task}` takes no input `{name}`")
+            raise InvalidRequest(f"`{name}`: task `{task}` takes no such input")
     result: dict[str, bytes | list[bytes]] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     for name in expected:

@@ -30,7 +30,7 @@ from gpnn.service.intake import (
     read_upload,
 )
 from gpnn.service.quotas import check_quota
-from gpnn.service.routes.jobs import ERRORS, put_input
+from gpnn.service.routes.jobs import ERRORS, MULTIPART_ERRORS, put_input
 from gpnn.service.schemas import BatchPublic, ErrorBody
 from gpnn.store import ObjectNotFound, with_retries
 from gpnn.store.base import check_key
@@ -113,6 +113,7 @@ def _check_archive_work(bundle, members, param_sets, samples, settings) -> None:
     response_model=BatchPublic,
     responses={
         **ERRORS,
+        **MULTIPART_ERRORS,
         413: {"model": ErrorBody, "description": "Upload or batch over the limits."},
         422: {"description": "Invalid task, parameter, archive or prefix (the field is named)."},
     },
@@ -163,7 +164,7 @@ def create_batch(
     extras = {"structure": structure, "mask": mask, "edited": edited}
     for name, upload in extras.items():
         if upload is not None and name not in TASK_INPUTS[task]:
-            raise InvalidRequest(f"`{name}`: task `{task}` takes no input `{name}`")
+            raise InvalidRequest(f"`{name}`: task `{task}` takes no such input")
     for name in TASK_INPUTS[task]:
         if name == "source":
             continue

@@ -34,6 +34,11 @@ ERRORS = {
     403: {"model": ErrorBody, "description": "Unknown API key."},
     404: {"model": ErrorBody, "description": "Unknown job."},
 }
+# Routes that read a multipart form answer 400 when the body is not one (no boundary,
+# a damaged part header, a part without a name); FastAPI raises it while parsing.
+MULTIPART_ERRORS = {
+    400: {"model": ErrorBody, "description": "Malformed multipart/form-data body."},
+}
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Job id.")]
 
 
@@ -60,6 +65,7 @@ def put_input(ledger: Ledger, key: str, data: bytes) -> str:
     response_model=JobPublic,
     responses={
         **ERRORS,
+        **MULTIPART_ERRORS,
         409: {"model": ErrorBody, "description": "Idempotency-Key reused for another request."},
         413: {"model": ErrorBody, "description": "Upload or image over the limits."},
         422: {"description": "Invalid task, parameter or image (the field is named)."},

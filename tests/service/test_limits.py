@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -41,6 +43,7 @@ def png_header_only(width: int, height: int) -> bytes:
         ("generate", {}, {}, {}, 422, "source"),
         ("generate", {}, {}, {"source": b"not an image at all"}, 422, "source"),
         ("generate", {}, {}, {"source": SOURCE[:40]}, 422, "source"),
+        ("generate", {}, {}, {"source": SOURCE[:-30]}, 422, "source"),
         ("generate", {}, {}, {"source": b""}, 422, "source"),
         ("generate", {}, {}, {"source": png_header_only(100000, 100000)}, 413, "source"),
         ("generate", {}, {}, {"source": png_header_only(3000, 3000)}, 413, "source"),
@@ -55,6 +58,44 @@ def test_bad_submissions_get_4xx_naming_the_field(client, task, params, form, fi
     answer = submit(client, task, upload or None, params, **form)
     assert answer.status_code == status, answer.text
     assert field in answer.text
+    detail = answer.json()["detail"]
+    if isinstance(detail, str):  # ours (FastAPI's own form errors are lists)
+        assert_names_each_field_once(detail)
+
+
+def assert_names_each_field_once(detail: str) -> None:
+    named = re.findall(r"`([^`]+)`", detail)
+    assert len(named) == len(set(named)), f"a name repeated: {detail}"
+    assert "`parameters`" not in detail, f"says `parameters` after `params`: {detail}"
+
+
+def test_batch_errors_name_each_field_once(client):
+    archive = {"archive": ("in.zip", b"PK", "application/zip")}
+    for params in ({}, [{"patch_size": 4}], [{}, {"height": 0}]):
+        data = {"task": "retarget", "params": json.dumps(params)}
+        answer = client.post("/v1/batches", data=data, files=archive)
+        assert answer.status_code == 422, answer.text
+        assert_names_each_field_once(answer.json()["detail"])
+    broken = {"mask": ("m.png", SOURCE[:-30], "image/png"), **archive}
+    answer = client.post("/v1/batches", data={"task": "inpaint"}, files=broken)
+    assert answer.status_code == 422 and "`mask`" in answer.json()["detail"], answer.text
+    assert_names_each_field_once(answer.json()["detail"])
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/batches"])
+def test_broken_multipart_is_a_documented_400(client, path):
+    bodies = [
+        ("multipart/form-data", b"x"),  # no boundary
+        ("multipart/form-data; boundary=xx", b"--xx\r\nbroken\r\n\r\n--xx--"),
+        ("multipart/form-data; boundary=xx", b"--xx\r\nContent-Disposition: form-data\r\n\r\n"),
+    ]
+    for content_type, body in bodies:
+        answer = client.post(path, content=body, headers={"content-type": content_type})
+        assert answer.status_code == 400, answer.text
+        assert isinstance(answer.json()["detail"], str)
+    responses = client.get("/openapi.json").json()["paths"][path]["post"]["responses"]
+    assert "400" in responses
+    assert responses["400"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorBody")
 
 
 def test_params_not_json(client):
