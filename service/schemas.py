@@ -67,6 +67,13 @@ class JobPublic(BaseModel):
     timings: JobTimings | None = None
 
 
+class SkippedInput(BaseModel):
+    """An archive member that is not an input of the batch, and why."""
+
+    name: str
+    reason: str
+
+
 class BatchPublic(BaseModel):
     """A batch as users see it, with its aggregate progress."""
 
@@ -89,6 +96,12 @@ class BatchPublic(BaseModel):
     report: ReportStatus | None = Field(None, description="The evaluation report, if asked for.")
     report_url: str | None = Field(None, description="Link to the report's index.html.")
     report_error: str | None = Field(None, description="Why the report could not be written.")
+    skipped: list[SkippedInput] = Field(
+        default_factory=list,
+        description="Archive members left out (hidden files, macOS metadata, other file "
+        "types), with the reason; at most 100 listed.",
+    )
+    skipped_total: int = Field(0, description="All archive members left out.")
 
 
 class ErrorBody(BaseModel):

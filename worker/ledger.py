@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 # The owner of jobs submitted while no API keys are configured.
 ANONYMOUS = "anonymous"
 
-JSON_FIELDS = ("params", "inputs", "outputs", "progress", "timings", "seeds")
+JSON_FIELDS = ("params", "inputs", "outputs", "progress", "timings", "seeds", "skipped")
 
 
 def now_iso() -> str:
@@ -410,6 +410,8 @@ class Ledger:
             "created_at": batch.get("created_at"),
             "written_at": now_iso(),
             "jobs": entries,
+            "skipped": batch.get("skipped", []),
+            "skipped_total": int(batch.get("skipped_total", 0)),
         }
 
     # --- webhooks and metrics ---------------------------------------------------------------
@@ -513,6 +515,8 @@ def public_batch(record: dict[str, Any], fraction: float | None = None) -> dict[
         if record.get("report") == ReportStatus.written.value
         else None,
         "report_error": record.get("report_error"),
+        "skipped": record.get("skipped", []),
+        "skipped_total": int(record.get("skipped_total", 0)),
     }
 
 

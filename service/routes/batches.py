@@ -52,21 +52,42 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[-100:] or "input"
 
 
-def _zip_members(archive: UploadFile, settings) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
+# Archive members left out of a batch are listed in its record, at most this many.
+MAX_SKIPPED_LISTED = 100
+
+
+def _skip_reason(member: zipfile.ZipInfo) -> str | None:
+    """Why an archive member is not an input of the batch (None: it is one)."""
+    path = PurePosixPath(member.filename)
+    if path.parts[:1] == ("__MACOSX",):
+        return "macOS metadata (under __MACOSX/)"
+    if path.name.startswith("._"):
+        return "macOS metadata (an AppleDouble `._` file)"
+    if path.name.startswith("."):
+        return "hidden file (its name starts with '.'); rename it to use it"
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return f"not an image file name ({', '.join(IMAGE_EXTENSIONS)})"
+    return None
+
+
+def _zip_members(
+    archive: UploadFile, settings
+) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo], list[dict[str, str]]]:
     """The image members of an archive, checked against the batch limits by their
-    declared sizes (nothing is decompressed yet)."""
+    declared sizes (nothing is decompressed yet), and the members skipped with why."""
     try:
         bundle = zipfile.ZipFile(archive.file)
     except (zipfile.BadZipFile, OSError, ValueError):
         raise InvalidRequest("`archive`: not a readable zip file") from None
-    members = [
-        m
-        for m in bundle.infolist()
-        if not m.is_dir()
-        and not m.filename.startswith("__MACOSX/")
-        and not PurePosixPath(m.filename).name.startswith(".")
-        and PurePosixPath(m.filename).suffix.lower() in IMAGE_EXTENSIONS
-    ]
+    members, skipped = [], []
+    for member in bundle.infolist():
+        if member.is_dir():
+            continue
+        reason = _skip_reason(member)
+        if reason is None:
+            members.append(member)
+        else:
+            skipped.append({"name": member.filename, "reason": reason})
     if len(members) > settings.max_batch_inputs:
         raise TooLarge(f"`archive`: {len(members)} images, over {settings.max_batch_inputs}")
     expanded = sum(m.file_size for m in members)
@@ -77,7 +98,7 @@ def _zip_members(archive: UploadFile, settings) -> tuple[zipfile.ZipFile, list[z
     for member in members:
         if member.file_size > settings.max_upload_bytes:
             raise TooLarge(f"`archive`: `{member.filename}` is over the upload limit")
-    return bundle, sorted(members, key=lambda m: m.filename)
+    return bundle, sorted(members, key=lambda m: m.filename), skipped
 
 
 def _read_member(bundle: zipfile.ZipFile, member: zipfile.ZipInfo, limit: int) -> bytes:
@@ -179,12 +200,13 @@ def create_batch(
 
     # Everything is checked (sizes, work, job count, quotas) before anything is written.
     if archive is not None:
-        bundle, members = _zip_members(archive, settings)
+        bundle, members, skipped = _zip_members(archive, settings)
         _check_archive_work(bundle, members, param_sets, samples, settings)
         count = len(members)
     else:
         listed = _prefix_inputs(ledger, prefix or "", settings.max_batch_inputs)
         count = len(listed)
+        skipped = []
     if not count:
         raise InvalidRequest("`archive`/`prefix`: no images found (png, jpg, webp, bmp, tif)")
     total = count * len(param_sets)
@@ -242,6 +264,8 @@ def create_batch(
             "webhook_url": webhook,
             "origin": "archive" if archive is not None else f"prefix:{prefix}",
             "report": ReportStatus.requested.value if report else None,
+            "skipped": skipped[:MAX_SKIPPED_LISTED],
+            "skipped_total": len(skipped),
         },
         jobs,
     )

@@ -172,3 +172,38 @@ def test_shared_input_keys_exclude_the_service_folders():
     assert not keys.is_shared_input("jobs/1/inputs/source.png")
     assert not keys.is_shared_input("batches/1/manifest.json")
     assert keys.is_shared_input("jobsite/1.png") and keys.is_shared_input("datasets/a.png")
+
+
+def test_archive_members_left_out_are_listed_with_the_reason(client, settings):
+    image = png(synthetic(seed=4))
+    archive = make_zip(
+        {
+            "a.png": image,
+            ".hidden.png": image,
+            "dir/.also-hidden.jpg": image,
+            "._a.png": b"\x00\x05\x16\x07 AppleDouble",
+            "__MACOSX/._a.png": b"\x00\x05\x16\x07 AppleDouble",
+            "notes.txt": b"not an image",
+        }
+    )
+    answer = client.post(
+        "/v1/batches",
+        data={"task": "generate", "params": json.dumps(CHEAP)},
+        files={"archive": ("in.zip", archive, "application/zip")},
+    )
+    assert answer.status_code == 202, answer.text
+    batch = answer.json()
+    assert batch["total"] == 1 and batch["skipped_total"] == 5
+    reasons = {entry["name"]: entry["reason"] for entry in batch["skipped"]}
+    assert sorted(reasons) == sorted(
+        [".hidden.png", "._a.png", "__MACOSX/._a.png", "dir/.also-hidden.jpg", "notes.txt"]
+    )
+    assert "hidden" in reasons[".hidden.png"] and "hidden" in reasons["dir/.also-hidden.jpg"]
+    assert "macOS" in reasons["._a.png"] and "macOS" in reasons["__MACOSX/._a.png"]
+    assert "not an image" in reasons["notes.txt"]
+    drain(settings)
+    batch = client.get(f"/v1/batches/{batch['id']}").json()
+    assert batch["status"] == "succeeded" and batch["skipped"] == answer.json()["skipped"]
+    manifest = client.get(batch["manifest"]).json()
+    assert [e["input"] for e in manifest["jobs"]] == ["a.png"]
+    assert manifest["skipped"] == batch["skipped"] and manifest["skipped_total"] == 5
