@@ -1,8 +1,6 @@
 """Command-line entry point: `gpnn SUBCOMMAND ...`."""
 
 from gpnn.cli import engine, evaluate, service  # noqa: F401  (each registers its commands)
-from gpnn.cli.app import app
+from gpnn.cli.app import app, main
 
-
-def main() -> None:
-    app()
+__all__ = ["app", "main"]

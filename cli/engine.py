@@ -8,20 +8,23 @@ there is a new option here, with the same default, range and help.
 from __future__ import annotations
 
 import inspect
-import sys
+import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic.fields import FieldInfo
-from tqdm import tqdm
 
-from gpnn.cli.app import app
+from gpnn.cli.app import app, fail
+from gpnn.cli.progress import ProgressBar
+from gpnn.config import get_settings
 from gpnn.core import (
     PARAMS_BY_TASK,
     TASK_INPUTS,
     Progress,
     Task,
+    cost,
     params_for,
     read_image,
     read_mask,
@@ -53,11 +56,6 @@ def keyword(name: str, default: Any, annotation: Any) -> inspect.Parameter:
     return inspect.Parameter(
         name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
     )
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"gpnn: error: {message}", err=True)
-    raise typer.Exit(code=2)
 
 
 def _input_parameters(task: Task) -> list[inspect.Parameter]:
@@ -116,7 +114,23 @@ RUN_OPTIONS = [
         "cpu",
         annotation=Annotated[str, typer.Option(help="cpu, cuda or auto.")],
     ),
+    keyword(
+        "as_json",
+        False,
+        annotation=Annotated[
+            bool,
+            typer.Option("--json", help="Print one JSON document (outputs, estimate, time)."),
+        ],
+    ),
 ]
+
+
+def as_options(message: str, task: Task) -> str:
+    """A validation message with the task's fields named as the options typed
+    (`patch_size` -> `--patch-size`)."""
+    for name in PARAMS_BY_TASK[task].model_fields:
+        message = message.replace(f"`{name}`", f"`--{name.replace('_', '-')}`")
+    return message
 
 
 def _make_command(task: Task):
@@ -124,21 +138,62 @@ def _make_command(task: Task):
         samples = arguments.pop("samples")
         out = arguments.pop("out")
         device = arguments.pop("device")
-        input_names = TASK_INPUTS[task]
-        paths = {name: arguments.pop(name) for name in input_names}
+        as_json = arguments.pop("as_json")
+        paths = {name: arguments.pop(name) for name in TASK_INPUTS[task]}
         values = {k: v for k, v in arguments.items() if v is not None}
         try:
             params = params_for(task, **values)
-            inputs = _load_inputs(paths)
-            outputs = _run_with_bar(params, inputs, samples, device)
         except ValueError as error:
-            _fail(str(error))
-        out.mkdir(parents=True, exist_ok=True)
+            fail(as_options(str(error), task))
+        try:
+            inputs = _load_inputs(paths)
+        except ValueError as error:
+            fail(str(error))
         first = paths.get("source") or paths["sources"][0]
-        for i, image in enumerate(outputs):
-            target = out / f"{Path(first).stem}-{task.value}-{params.seed + i}.png"
-            write_image(target, image)
-            typer.echo(str(target))
+        shape = (inputs.get("source") if "source" in inputs else inputs["sources"][0]).shape[:2]
+        estimate = cost.estimate(params, shape, samples)
+        limit = get_settings().max_job_work
+        if estimate["work_mpi"] > limit:
+            fail(
+                f"the run is estimated at {estimate['work_mpi']:.0f} megapixel-iterations, "
+                f"{cost.describe(estimate)}, over the limit of {limit:g} "
+                "(GPNN_MAX_JOB_WORK); use fewer samples or iterations, or a smaller image"
+            )
+        bar = ProgressBar(samples, params.ratio)
+        bar.write(f"gpnn {task.value}: {samples} sample(s), {cost.describe(estimate)}")
+        written: list[str] = []
+
+        def keep_finished_sample(event: Progress) -> None:
+            # Each sample is written as soon as it is finished: Ctrl-C keeps them.
+            bar(event)
+            if event.level == event.levels - 1 and event.image is not None:
+                target = out / f"{Path(first).stem}-{task.value}-{params.seed + event.sample}.png"
+                out.mkdir(parents=True, exist_ok=True)
+                write_image(target, event.image)
+                written.append(str(target))
+                if not as_json:
+                    typer.echo(str(target))
+
+        started = time.perf_counter()
+        try:
+            run_task(params, inputs, samples=samples, progress=keep_finished_sample, device=device)
+        except ValueError as error:
+            fail(str(error))
+        finally:
+            bar.close()
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "task": task.value,
+                        "params": params.model_dump(mode="json"),
+                        "samples": samples,
+                        "outputs": written,
+                        "estimate": estimate,
+                        "seconds": round(time.perf_counter() - started, 3),
+                    }
+                )
+            )
 
     command.__name__ = task.value
     command.__doc__ = SUMMARIES[task]
@@ -160,21 +215,6 @@ def _load_inputs(paths: dict[str, Any]) -> dict[str, Any]:
         else:
             inputs[name] = read_image(path)
     return inputs
-
-
-def _run_with_bar(params, inputs, samples: int, device: str):
-    # tqdm's disable=None turns the bar off when stderr is not a terminal.
-    with tqdm(total=samples, unit="sample", disable=None, file=sys.stderr) as bar:
-
-        def progress(event: Progress) -> None:
-            bar.set_postfix_str(
-                f"level {event.level + 1}/{event.levels} "
-                f"iteration {event.iteration + 1}/{event.iterations}"
-            )
-            if event.level == event.levels - 1 and event.iteration == event.iterations - 1:
-                bar.update(1)
-
-        return run_task(params, inputs, samples=samples, progress=progress, device=device)
 
 
 for _task in Task:

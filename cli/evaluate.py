@@ -17,17 +17,13 @@ from typing import Annotated, Any
 import typer
 from tqdm import tqdm
 
-from gpnn.cli.app import app
-from gpnn.cli.engine import keyword, param_options
-from gpnn.core import Progress, Task, params_for, read_image
+from gpnn.cli.app import app, fail
+from gpnn.cli.engine import as_options, keyword, param_options
+from gpnn.cli.progress import ProgressBar
+from gpnn.core import Task, params_for, read_image
 from gpnn.core.metrics import PATCH_SIZE, diversity, sample_metrics
 from gpnn.evaluate import report as report_module
 from gpnn.evaluate.runner import find_images, local_generator, run_dataset, write_files
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"gpnn: error: {message}", err=True)
-    raise typer.Exit(code=2)
 
 
 @app.command("eval")
@@ -60,7 +56,7 @@ def eval_command(
         same_size = all(s.shape == image.shape for s in samples)
         value = diversity(samples, image) if len(samples) >= 2 and same_size else None
     except ValueError as error:
-        _fail(str(error))
+        fail(str(error))
     mean = {
         key: None if None in values else sum(values) / len(values)
         for key in ("coherence", "completeness", "swd", "change", "copied")
@@ -160,6 +156,13 @@ DATASET_OPTIONS = [
         "cpu",
         annotation=Annotated[str, typer.Option(help="cpu, cuda or auto (local runs).")],
     ),
+    keyword(
+        "as_json",
+        False,
+        annotation=Annotated[
+            bool, typer.Option("--json", help="Print the averages and the report's path as JSON.")
+        ],
+    ),
 ]
 
 
@@ -173,6 +176,7 @@ def eval_dataset(directory: Path, **arguments: Any) -> None:
     server = arguments.pop("server")
     api_key = arguments.pop("api_key")
     device = arguments.pop("device")
+    as_json = arguments.pop("as_json")
     values = {k: v for k, v in arguments.items() if v is not None}
     try:
         params = params_for(Task.generate, **values)
@@ -184,7 +188,7 @@ def eval_dataset(directory: Path, **arguments: Any) -> None:
         else:
             generator = None
     except ValueError as error:
-        _fail(str(error))
+        fail(as_options(str(error), Task.generate))
     settings = {
         **params.model_dump(mode="json", exclude={"task"}),
         "samples": samples,
@@ -193,15 +197,9 @@ def eval_dataset(directory: Path, **arguments: Any) -> None:
         "metric_stride": stride,
         "command": _command_line(directory, params, samples, limit, stride, server),
     }
-    bar = tqdm(total=len(sources) * samples, unit="sample", disable=None, file=sys.stderr)
-
-    def progress(event: Progress) -> None:
-        bar.set_postfix_str(f"level {event.level + 1}/{event.levels}")
-        if event.level == event.levels - 1 and event.iteration == event.iterations - 1:
-            bar.update(1)
-
+    bar = ProgressBar(len(sources) * samples, params.ratio)
     if generator is None:
-        generator = local_generator(progress, device=device)
+        generator = local_generator(bar, device=device)
     entries = []
     start = time.perf_counter()
     try:
@@ -214,15 +212,20 @@ def eval_dataset(directory: Path, **arguments: Any) -> None:
             stride=stride,
         ):
             entries.append(entry)
-            bar.set_description(entry.evaluation.name)
+            bar.start_group(samples)
+            bar.describe(entry.evaluation.name)
             # Rewritten after every image, so a long run can be looked at as it goes.
             files = report_module.write_report(entries, title=title, settings=settings)
             write_files(files, out)
     except ValueError as error:
         bar.close()
-        _fail(str(error))
+        fail(str(error))
     bar.close()
     average = report_module.averages([e.evaluation for e in entries])
+    if as_json:
+        summary = {"images": len(entries), "samples": samples, "average": average}
+        typer.echo(json.dumps({**summary, "report": str(out / "index.html")}))
+        return
     typer.echo(
         f"{len(entries)} images, {samples} samples each, in {time.perf_counter() - start:.0f} s: "
         + ", ".join(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.resources
+import json
 import logging
 import signal
 import time
@@ -11,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from gpnn.cli.app import app
+from gpnn.cli.app import app, fail
 
 
 def _settings(**overrides):
@@ -24,12 +25,7 @@ def _settings(**overrides):
         base = Settings()
         return Settings(**{**base.model_dump(), **{k: v for k, v in overrides.items() if v}})
     except ValidationError as error:
-        _fail(f"invalid setting: {describe_validation_error(error)}")
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"gpnn: {message}", err=True)
-    raise typer.Exit(2)
+        fail(f"invalid setting: {describe_validation_error(error)}")
 
 
 @app.command()
@@ -52,7 +48,7 @@ def serve(
     try:
         run(settings, workers=workers)
     except (FileNotFoundError, ConnectionError, ValueError, RuntimeError) as error:
-        _fail(str(error))
+        fail(str(error))
 
 
 @app.command()
@@ -79,20 +75,19 @@ def worker(
     is gone, and on SIGTERM lets each worker finish its job within GPNN_DRAIN_GRACE_S
     or hand it back to the queue. Webhook deliveries run on a worker of their own.
     """
-    import json
 
     from gpnn.worker.runner import WorkerPool, read_health, run_worker
 
     settings = _settings(workers=count, device="cuda" if gpu else None)
     if check:
         if not settings.worker_health_file:
-            _fail("`--check` needs GPNN_WORKER_HEALTH_FILE")
+            fail("`--check` needs GPNN_WORKER_HEALTH_FILE")
         health = read_health(Path(settings.worker_health_file))
         typer.echo(json.dumps(health))
         raise typer.Exit(0 if health["healthy"] else 1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not settings.redis_url:
-        _fail("`gpnn worker` needs REDIS_URL (the Redis the API uses)")
+        fail("`gpnn worker` needs REDIS_URL (the Redis the API uses)")
     if burst:
         run_worker(settings, burst=True)
         return
@@ -116,6 +111,9 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where the samples go.")] = Path(
         "gpnn-out"
     ),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the finished job and its files as JSON.")
+    ] = False,
 ) -> None:
     """Start the whole service on this machine, run one generation job through its REST
     API, save the samples and stop everything again."""
@@ -126,12 +124,14 @@ def demo(
     if source is None:
         source = DEMO_IMAGE
     if not source.is_file():
-        _fail(f"`{source}` is not a file")
+        fail(f"`{source}` is not a file")
+    say = (lambda _line: None) if as_json else typer.echo
     settings = _settings()
     started = time.monotonic()
+    written = []
     try:
         with run_embedded(settings, workers=1) as base_url, httpx.Client(base_url=base_url) as api:
-            typer.echo(f"service up at {base_url} (store {settings.store_url})")
+            say(f"service up at {base_url} (store {settings.store_url})")
             response = api.post(
                 "/v1/jobs",
                 data={
@@ -142,22 +142,25 @@ def demo(
                 files={"source": (source.name, source.read_bytes())},
             )
             if response.status_code != 202:
-                _fail(f"the service refused the job: {response.status_code} {response.text}")
+                fail(f"the service refused the job: {response.status_code} {response.text}")
             job = response.json()
-            typer.echo(f"POST /v1/jobs -> 202, job {job['id']} {job['status']}")
-            job = _wait_for_job(api, job["id"])
+            say(f"POST /v1/jobs -> 202, job {job['id']} {job['status']}")
+            job = _wait_for_job(api, job["id"], say)
             if job["status"] != "succeeded":
-                _fail(f"job {job['id']} {job['status']}: {job.get('error')}")
+                fail(f"job {job['id']} {job['status']}: {job.get('error')}")
             out.mkdir(parents=True, exist_ok=True)
             for n in range(samples):
                 image = api.get(f"/v1/jobs/{job['id']}/outputs/{n}", follow_redirects=True)
                 image.raise_for_status()
                 target = out / f"{source.stem}-generate-{job['params']['seed'] + n}.png"
                 target.write_bytes(image.content)
-                typer.echo(f"GET /v1/jobs/{job['id']}/outputs/{n} -> {target}")
+                written.append(str(target))
+                say(f"GET /v1/jobs/{job['id']}/outputs/{n} -> {target}")
     except (FileNotFoundError, ConnectionError, RuntimeError, httpx.HTTPError) as error:
-        _fail(str(error))
-    typer.echo(f"done in {time.monotonic() - started:.1f} s; the service has stopped")
+        fail(str(error))
+    say(f"done in {time.monotonic() - started:.1f} s; the service has stopped")
+    if as_json:
+        typer.echo(json.dumps({"job": job, "outputs": written}))
 
 
 # SIGD16 image 12 (hot-air balloons, 250x167) from Granot et al.'s benchmark, shipped
@@ -165,14 +168,14 @@ def demo(
 DEMO_IMAGE = Path(str(importlib.resources.files("gpnn.core") / "data" / "demo.jpg"))
 
 
-def _wait_for_job(api, job_id: str) -> dict:
+def _wait_for_job(api, job_id: str, say) -> dict:
     last = None
     while True:
         job = api.get(f"/v1/jobs/{job_id}").json()
         progress = job.get("progress") or {}
         state = (job["status"], progress.get("samples_done"))
         if state != last:
-            typer.echo(f"GET /v1/jobs/{job_id} -> {job['status']} {progress}")
+            say(f"GET /v1/jobs/{job_id} -> {job['status']} {progress}")
             last = state
         if job["status"] in ("succeeded", "failed", "canceled"):
             return job

@@ -36,6 +36,9 @@ class Progress:
     levels: int
     iteration: int
     iterations: int
+    # The level's finished image on its last event (a preview of the sample forming;
+    # on the finest level, the finished sample), else None.
+    image: np.ndarray | None = None
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -173,7 +176,7 @@ def refine(
     *,
     patch_size: int,
     alpha: float,
-    report: Callable[[int, int, int, int], None] | None = None,
+    report: Callable[[int, int, int, int, np.ndarray | None], None] | None = None,
 ) -> np.ndarray:
     """Run PNN over `stages`, starting from `guess`; returns the final image.
 
@@ -206,11 +209,12 @@ def refine(
             if stage.known is not None:
                 working = arrays.keep(working, free, known)
             converged = source.converged(previous, chosen)
-            if report is not None:
-                done = stage.iterations - 1 if converged else iteration
-                report(number, len(stages), done, stage.iterations)
-            if converged:
+            if converged or iteration == stage.iterations - 1:
+                image = arrays.download(working)
+                if report is not None:
+                    report(number, len(stages), stage.iterations - 1, stage.iterations, image)
                 break
-        image = arrays.download(working)
+            if report is not None:
+                report(number, len(stages), iteration, stage.iterations, None)
         last_stage, last_matches = stage, chosen
     return image

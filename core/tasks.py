@@ -415,9 +415,9 @@ def _sample_all(params, samples, progress, stages, initial_guess) -> list[np.nda
     for sample in range(samples):
         rng = np.random.default_rng(params.seed + sample)
 
-        def report(level, levels, iteration, iterations, sample=sample):
+        def report(level, levels, iteration, iterations, image, sample=sample):
             if progress is not None:
-                progress(Progress(sample, samples, level, levels, iteration, iterations))
+                progress(Progress(sample, samples, level, levels, iteration, iterations, image))
 
         outputs.append(
             refine(

@@ -159,9 +159,9 @@ def test_cli_generate_writes_seeded_samples(tmp_path, image_file):
     [
         (["generate", "{missing}"], "is not a file"),
         (["generate", "{text}"], "not a readable image"),
-        (["generate", "{image}", "--patch-size", "6"], "`patch_size`: must be odd"),
+        (["generate", "{image}", "--patch-size", "6"], "`--patch-size`: must be odd"),
         (["generate", "{image}", "--depth", "9"], "smaller than one"),
-        (["retarget", "{image}"], "give `height`, `width` or both"),
+        (["retarget", "{image}"], "give `--height`, `--width` or both"),
         (["inpaint", "{image}", "--mask", "{small_mask}"], "same size"),
         (["edit", "{image}", "{text}"], "not a readable image"),
     ],

@@ -1,0 +1,131 @@
+"""The `gpnn` command as a user meets it: one error line, the option as typed, samples
+kept as they finish, an estimate, --version and --json."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from gpnn.cli import main
+from gpnn.cli.progress import sample_fraction
+from gpnn.core import Progress, generate
+
+GPNN = [sys.executable, "-c", "from gpnn.cli import main; main()"]
+
+
+@pytest.fixture
+def image_file(tmp_path, scene) -> Path:
+    path = tmp_path / "scene.png"
+    cv2.imwrite(str(path), (scene[:, :, ::-1] * 255).astype(np.uint8))
+    return path
+
+
+def run(capsys, argv: list[str]) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as ended:
+        main(argv)
+    captured = capsys.readouterr()
+    return ended.value.code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mode", "slow"], "'--mode': 'slow' is not one of"),
+        (["--samples", "0"], "'--samples'"),
+        (["--sigma", "much"], "'--sigma'"),
+        (["--no-such-option"], "--no-such-option"),
+        (["--sigma", "-1"], "`--sigma`: Input should be greater than or equal to 0"),
+    ],
+)
+def test_every_error_is_one_line_naming_the_option_typed(
+    capsys, image_file, tmp_path, args, message
+):
+    code, out, err = run(capsys, ["generate", str(image_file), *args, "-o", str(tmp_path / "o")])
+    lines = err.strip().splitlines()
+    assert code == 2 and out == ""
+    assert len(lines) == 1 and lines[0].startswith("gpnn: error: ") and message in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_command_is_one_line(capsys):
+    code, _, err = run(capsys, ["generat"])
+    [line] = err.strip().splitlines()
+    assert code == 2 and line.startswith("gpnn: error: No such command 'generat'.")
+
+
+def test_version(capsys):
+    code, out, _ = run(capsys, ["--version"])
+    assert code == 0 and out.strip() == f"gpnn {version('gpnn')}"
+
+
+def test_json_lists_the_outputs_and_the_estimate(capsys, image_file, tmp_path):
+    argv = ["generate", str(image_file), "--depth", "1", "--samples", "2", "--json"]
+    code, out, _ = run(capsys, [*argv, "-o", str(tmp_path / "o")])
+    assert code == 0
+    document = json.loads(out)
+    assert [Path(p).name for p in document["outputs"]] == [
+        "scene-generate-0.png",
+        "scene-generate-1.png",
+    ]
+    assert all(Path(p).is_file() for p in document["outputs"])
+    assert document["estimate"]["seconds"] > 0 and document["estimate"]["mode"] == "fast"
+    assert document["params"]["depth"] == 1
+
+
+def test_a_run_over_the_work_ceiling_is_refused_before_it_starts(
+    capsys, image_file, tmp_path, monkeypatch
+):
+    from gpnn.config import get_settings
+
+    monkeypatch.setenv("GPNN_MAX_JOB_WORK", "0.001")
+    get_settings.cache_clear()
+    try:
+        code, _, err = run(capsys, ["generate", str(image_file), "-o", str(tmp_path / "o")])
+    finally:
+        get_settings.cache_clear()
+    assert code == 2
+    assert "over the limit of 0.001 (GPNN_MAX_JOB_WORK)" in err and "MB" in err
+    assert not list((tmp_path / "o").glob("*.png"))
+
+
+def test_ctrl_c_keeps_the_samples_already_finished(image_file, tmp_path):
+    out = tmp_path / "o"
+    # Enough samples that the run is still going when the first file appears.
+    command = [*GPNN, "generate", str(image_file), "--samples", "200", "-o", str(out)]
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ}, text=True
+    )
+    first = out / "scene-generate-0.png"
+    deadline = time.monotonic() + 120
+    while not first.exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling for the file, bounded by the deadline
+    assert first.exists(), child.communicate()
+    child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == "gpnn: error: interrupted"
+    kept = sorted(out.glob("*.png"))
+    assert 1 <= len(kept) < 200
+    assert stdout.split() == [
+        str(p) for p in sorted(kept, key=lambda p: int(p.stem.split("-")[-1]))
+    ]
+    assert cv2.imread(str(first)) is not None
+
+
+def test_progress_reaches_one_and_never_goes_back(scene):
+    events: list[Progress] = []
+    [output] = generate(scene, samples=1, depth=2, progress=events.append)
+    fractions = [sample_fraction(e, 0.75) for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert fractions[0] < 0.5
+    finished = [e for e in events if e.image is not None]
+    assert [e.level for e in finished] == list(range(events[0].levels))
+    assert np.array_equal(finished[-1].image, output)
