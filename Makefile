@@ -5,14 +5,20 @@ BIN := $(VENV)/bin
 # The CPU build of PyTorch (for the torch search backend and its tests).
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo run test lint format bench serve worker clean
+.PHONY: install dev demo run test lint format bench serve worker clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed  ## The product (library, CLI, service, S3 store); no PyTorch.
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,s3]' '$(TORCH)'
+	$(BIN)/pip install --quiet -e '.[s3]'
+	touch $@
+
+dev: $(VENV)/.dev-installed  ## What the tests and benches need, the torch backend included.
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[dev,s3,torch]' '$(TORCH)'
 	touch $@
 
 demo: install  ## The main job on embedded defaults: service, queue, worker, local store.
@@ -20,18 +26,18 @@ demo: install  ## The main job on embedded defaults: service, queue, worker, loc
 
 run: demo
 
-test: install lint  ## Lint, then the whole test suite (starts its own Redis and S3 servers).
+test: dev lint  ## Lint, then the whole test suite (starts its own Redis and S3 servers).
 	$(BIN)/pytest
 
-lint: install
+lint: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: install
+format: dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: install  ## Speed, memory and quality tables (see docs/performance.md).
+bench: dev  ## Speed, memory and quality tables (see docs/performance.md).
 	$(BIN)/python bench/engine.py --mode both --images 16 --out build/bench
 	$(BIN)/python bench/scaling.py
 

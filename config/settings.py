@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("GPNN_STORE_URL", "STORE_URL"),
         description="`file:///abs/path` (or `file://./relative`) or `s3://bucket/prefix`.",
     )
+    embedded_redis_dir: str | None = Field(
+        "gpnn-redis",
+        description="Where the embedded redis-server (no REDIS_URL) keeps its append-only "
+        "file, so that jobs and batches survive a restart of `gpnn serve`; kept apart from "
+        "the store, which batches can read; unset (empty): nothing is kept.",
+    )
     s3_endpoint_url: str | None = Field(
         None, description="S3 endpoint (MinIO, SeaweedFS, R2...); unset: AWS."
     )

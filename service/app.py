@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from redis import Redis
 
 from gpnn.config import Settings, get_settings
@@ -52,7 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await task
             app.state.ledger.redis.close()
 
-    app = FastAPI(
+    # The /docs and /redoc pages load their scripts from the installed package, not a
+    # CDN, so they work on a machine without internet.
+    app = FastAPIOffline(
         title="gpnn",
         version="1",
         summary="GPNN single-image generation as a batch service.",

@@ -64,18 +64,27 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 
 
 class EmbeddedRedis:
-    """A redis-server child on a free loopback port, data in a temporary folder."""
+    """A redis-server child on a free loopback port.
 
-    def __init__(self) -> None:
-        self.folder = tempfile.TemporaryDirectory(prefix="gpnn-redis-")
+    With a `folder` it appends every write to an append-only file there (fsync once a
+    second) and reads it back on start, so records survive a restart; without one its
+    data lives in a temporary folder and goes with it.
+    """
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.temporary = None if folder else tempfile.TemporaryDirectory(prefix="gpnn-redis-")
+        self.folder = Path(folder) if folder else Path(self.temporary.name)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> EmbeddedRedis:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        persistence = "no" if self.temporary else "yes"
         command = [
             find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", self.folder.name, "--save", "", "--appendonly", "no",
+            "--dir", str(self.folder), "--save", "", "--appendonly", persistence,
+            "--appendfsync", "everysec",
         ]  # fmt: skip
         self.process = subprocess.Popen(
             command,
@@ -99,7 +108,8 @@ class EmbeddedRedis:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self.folder.cleanup()
+        if self.temporary is not None:
+            self.temporary.cleanup()
 
 
 def _start_backend(
@@ -108,7 +118,8 @@ def _start_backend(
     """Start redis-server (unless `settings.redis_url`) and the worker processes, both
     stopped when `stack` closes; returns the settings that point at that Redis."""
     if not settings.redis_url:
-        redis = EmbeddedRedis().start()
+        folder = Path(settings.embedded_redis_dir) if settings.embedded_redis_dir else None
+        redis = EmbeddedRedis(folder).start()
         stack.callback(redis.stop)
         settings = Settings(**{**settings.model_dump(), "redis_url": redis.url})
     pool = WorkerPool(workers or settings.workers, env=settings.as_env(), settings=settings)

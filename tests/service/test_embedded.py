@@ -44,6 +44,7 @@ def test_gpnn_serve_runs_everything_and_stops_cleanly(tmp_path):
         if not k.startswith("GPNN_") and k not in ("REDIS_URL", "STORE_URL")
     }
     env.update(GPNN_PORT=str(port), GPNN_WORKERS="1", GPNN_STORE_URL=f"file://{tmp_path}/data")
+    env.update(GPNN_EMBEDDED_REDIS_DIR=str(tmp_path / "redis"))
     process = subprocess.Popen(
         [sys.executable, "-c", "from gpnn.cli import main; main()", "serve"],
         env=env,
@@ -52,7 +53,7 @@ def test_gpnn_serve_runs_everything_and_stops_cleanly(tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, 30, "gpnn serve")
+        wait_until(lambda: httpx.get(f"{base}/readyz").status_code == 200, 90, "gpnn serve")
         children = descendants(process.pid)
         assert len(children) >= 2  # redis-server and a worker
         run_one_job(base)
@@ -69,7 +70,9 @@ def test_gpnn_serve_runs_everything_and_stops_cleanly(tmp_path):
 def test_run_embedded_context(tmp_path):
     from gpnn.service.embedded import run_embedded
 
-    settings = Settings(store_url=f"file://{tmp_path}/data", redis_url=None, workers=1)
+    settings = Settings(
+        store_url=f"file://{tmp_path}/data", redis_url=None, workers=1, embedded_redis_dir=None
+    )
     before = set(descendants(os.getpid()))  # session servers of other tests
     with run_embedded(settings) as base_url:
         children = set(descendants(os.getpid())) - before
@@ -81,6 +84,25 @@ def test_run_embedded_context(tmp_path):
     )
 
 
+def test_the_embedded_service_keeps_its_jobs_across_a_restart(tmp_path):
+    from gpnn.service.embedded import run_embedded
+
+    settings = Settings(
+        store_url=f"file://{tmp_path}/data",
+        redis_url=None,
+        workers=1,
+        embedded_redis_dir=str(tmp_path / "redis"),
+    )
+    with run_embedded(settings) as base_url:
+        job = run_one_job(base_url)
+    with run_embedded(settings) as base_url:
+        again = httpx.get(f"{base_url}/v1/jobs/{job['id']}")
+        assert again.status_code == 200, again.text
+        assert again.json()["status"] == "succeeded"
+        output = httpx.get(f"{base_url}{again.json()['outputs'][0]}")
+        assert output.status_code == 200 and output.content.startswith(b"\x89PNG")
+
+
 def test_gpnn_demo_runs_from_the_repository_alone(tmp_path):
     """`make demo`'s command with no image: the bundled photo, no ../shared needed."""
     env = {
@@ -89,6 +111,7 @@ def test_gpnn_demo_runs_from_the_repository_alone(tmp_path):
         if not k.startswith("GPNN_") and k not in ("REDIS_URL", "STORE_URL")
     }
     env.update(GPNN_PORT=str(free_port()), GPNN_STORE_URL=f"file://{tmp_path}/data")
+    env.update(GPNN_EMBEDDED_REDIS_DIR=str(tmp_path / "redis"))
     command = [sys.executable, "-c", "from gpnn.cli import main; main()", "demo"]
     result = subprocess.run(
         [*command, "--samples", "2", "--out", str(tmp_path / "out")],
