@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from redis import Redis
 from rq import Queue
+from rq.job import Job
+from rq.results import Result
 
 from gpnn.worker.exceptions import AttemptSuperseded
 
@@ -216,6 +218,55 @@ def test_supervisor_replaces_dead_workers_and_waits_for_redis(make_client, setti
         supervisor.send_signal(signal.SIGTERM)
         assert supervisor.wait(timeout=60) == 0
         assert gone(children), "no worker outlives the supervisor"
+    finally:
+        stop_process(supervisor)
+        redis.kill()
+
+
+def test_jobs_in_flight_when_redis_is_killed_all_finish_once(make_client, settings, tmp_path):
+    """kill -9 of Redis with jobs queued and one running; Redis restarts from its
+    append-only file and, with no one stepping in, every job ends exactly once."""
+    redis = OwnRedis(tmp_path).start()
+    health_file = tmp_path / "health.json"
+    own = derive(settings, redis_url=redis.url, worker_health_file=str(health_file),
+                 workers=2, heartbeat_interval_s=1, heartbeat_grace_s=1,
+                 maintenance_interval_s=1)  # fmt: skip
+    client = make_client(own)
+    supervisor = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gpnn"), "worker"],
+        env={**os.environ, **own.as_env()},
+        stdout=open(tmp_path / "supervisor.log", "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def health() -> dict:
+        return json.loads(health_file.read_text())
+
+    try:
+        wait_until(lambda: health()["healthy"], 60, "a healthy pool")
+        jobs = [submit_slow(client, samples=1)["id"] for _ in range(6)]
+        wait_until(lambda: any(running(client, j) for j in jobs), 60, "a job to run")
+        assert any(get(client, j)["status"] == "queued" for j in jobs)
+        redis.kill()
+        wait_until(lambda: health()["redis"] == "unreachable", 15, "the pool to see Redis gone")
+        redis.start()  # the same port and folder: it loads its append-only file
+
+        def all_done() -> bool:
+            return all(get(client, j)["status"] == "succeeded" for j in jobs)
+
+        # RQ re-queues a job caught between dequeue and start after a fixed minute.
+        wait_until(all_done, 150, "every job to succeed")
+        store = client.app.state.ledger.store
+        connection = Redis.from_url(redis.url)
+        for job_id in jobs:
+            record = get(client, job_id)
+            assert len(record["outputs"]) == 1 and record["attempts"] <= 2
+            assert store.list(f"jobs/{job_id}/outputs/") == [f"jobs/{job_id}/outputs/0.png"]
+            results = Result.all(Job.fetch(job_id, connection=connection))
+            returned = [r.return_value["status"] for r in results if r.return_value]
+            assert returned.count("succeeded") == 1, returned  # outputs written once
+        connection.close()
     finally:
         stop_process(supervisor)
         redis.kill()
