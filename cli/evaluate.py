@@ -240,7 +240,7 @@ def eval_dataset(directory: Path, **arguments: Any) -> None:
 def _command_line(directory, params, samples, limit, stride, server) -> str:
     """The canonical command that repeats this run (options at their default left out)."""
     words = ["gpnn", "eval-dataset", str(directory), "--samples", str(samples)]
-    for name, value in params.model_dump(mode="json", exclude_defaults=True).items():
+    for name, value in params.changed().items():
         if name != "task":
             words += ["--" + name.replace("_", "-"), str(value)]
     extra = {

@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -88,7 +89,12 @@ def _step() -> Any:
 
 
 class CommonParams(BaseModel):
-    """Parameters shared by every application."""
+    """Parameters shared by every application.
+
+    In JSON, `alpha = inf` is the string "Infinity" (strict JSON has no infinity); the
+    models accept that string back, so parameters read from any JSON the project
+    writes (API answers, webhooks, manifests, reports) validate again unchanged.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -112,6 +118,20 @@ class CommonParams(BaseModel):
         if value % 2 == 0:
             raise ValueError("must be odd")
         return value
+
+    @field_serializer("alpha", when_used="json")
+    def _alpha_as_strict_json(self, value: float) -> float | str:
+        return "Infinity" if value == math.inf else value
+
+    def changed(self) -> dict[str, Any]:
+        """The fields whose values differ from their defaults, in JSON form (pydantic's
+        `exclude_defaults` compares serialised values, and "Infinity" != inf)."""
+        values = self.model_dump(mode="json")
+        return {
+            name: values[name]
+            for name, field in type(self).model_fields.items()
+            if getattr(self, name) != field.default
+        }
 
 
 class GenerateParams(CommonParams):

@@ -10,6 +10,7 @@ local run's, without the queueing and the transfers.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -81,8 +82,8 @@ def remote_generator(
 
 
 def _submit(client: httpx.Client, path: Path, params: GenerateParams, samples: int) -> dict:
-    # Only the fields that differ from the defaults: JSON has no infinity (alpha).
-    body = params.model_dump_json(exclude_defaults=True, exclude={"task"})
+    # Only the fields that differ from the defaults: the service fills in the rest.
+    body = json.dumps(params.changed())
     response = client.post(
         "/v1/jobs",
         data={"task": "generate", "params": body, "samples": str(samples)},

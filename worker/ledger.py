@@ -394,6 +394,9 @@ class Ledger:
                     "params": job.get("params"),
                     "status": job["status"],
                     "outputs": job.get("outputs", []),
+                    "output_urls": [
+                        output_url(job_id, n) for n in range(len(job.get("outputs", [])))
+                    ],
                     "seeds": [seed + i for i in range(int(job.get("samples", 1)))],
                     "created_at": job.get("created_at"),
                     "started_at": job.get("started_at"),
@@ -463,6 +466,11 @@ class Ledger:
             pipe.execute()
 
 
+def output_url(job_id: str, n: int) -> str:
+    """Where the API serves output `n` of a job (relative to the API's base URL)."""
+    return f"/v1/jobs/{job_id}/outputs/{n}"
+
+
 def public_job(record: dict[str, Any]) -> dict[str, Any]:
     """The job as users see it (API answers, webhooks)."""
     job_id = record["id"]
@@ -481,7 +489,7 @@ def public_job(record: dict[str, Any]) -> dict[str, Any]:
         "attempts": int(record.get("attempts", 0)),
         "error": record.get("error") if record["status"] != JobStatus.succeeded else None,
         "batch_id": record.get("batch_id"),
-        "outputs": [f"/v1/jobs/{job_id}/outputs/{n}" for n in range(len(outputs))],
+        "outputs": [output_url(job_id, n) for n in range(len(outputs))],
         "timings": record.get("timings"),
     }
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
+import tempfile
 import uuid
 import zipfile
 from pathlib import PurePosixPath
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Path, Response, UploadFile
+from fastapi.responses import StreamingResponse
 
 from gpnn.core import TASK_INPUTS
 from gpnn.core.params import Task
@@ -37,7 +39,7 @@ from gpnn.store.base import check_key
 from gpnn.store.keys import check_input_prefix, is_shared_input
 from gpnn.worker.defaults import REPORT_FOLDER
 from gpnn.worker.imagecheck import UnreadableImage, image_size
-from gpnn.worker.ledger import Ledger, public_batch
+from gpnn.worker.ledger import Ledger, UnknownJob, public_batch
 from gpnn.worker.status import JobStatus, ReportStatus
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
@@ -323,6 +325,49 @@ def get_manifest(batch_id: BatchId, ledger: LedgerDep, owner: OwnerDep) -> Respo
         raise NotFound(f"the manifest of batch `{batch_id}` has expired") from None
     json.loads(data)
     return Response(data, media_type="application/json")
+
+
+@router.get(
+    "/{batch_id}/outputs.zip",
+    responses={
+        **ERRORS,
+        200: {"content": {"application/zip": {}}, "description": "The outputs, one zip."},
+    },
+    summary="Every output of the batch's succeeded jobs in one zip (named as in the store)",
+)
+def get_outputs_zip(batch_id: BatchId, ledger: LedgerDep, owner: OwnerDep) -> Response:
+    record = _owned(ledger, batch_id, owner)
+    prefix = f"{record['output_prefix']}/"
+    # Spooled: small batches zip in memory, large ones on disk, never whole in memory.
+    spool = tempfile.SpooledTemporaryFile(max_size=64 * 2**20)  # noqa: SIM115
+    with zipfile.ZipFile(spool, "w", zipfile.ZIP_STORED) as bundle:  # PNGs: already packed
+        for job_id in record.get("job_ids", []):
+            try:
+                job = ledger.get_job(job_id)
+            except UnknownJob:
+                continue
+            for key in job.get("outputs") or []:
+                try:
+                    data = with_retries(lambda key=key: ledger.store.get(key))
+                except ObjectNotFound:
+                    continue  # expired
+                bundle.writestr(key.removeprefix(prefix), data)
+    size = spool.tell()
+    spool.seek(0)
+    return StreamingResponse(
+        _chunks(spool),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="batch-{batch_id}-outputs.zip"',
+            "Content-Length": str(size),
+        },
+    )
+
+
+def _chunks(spool, size: int = 2**20):
+    with spool:
+        while chunk := spool.read(size):
+            yield chunk
 
 
 @router.get(

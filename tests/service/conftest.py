@@ -343,3 +343,12 @@ def kill_tree(process: subprocess.Popen) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     process.wait()
+
+
+def strict_json(text: str | bytes):
+    """Parse as standard JSON: `Infinity` and `NaN` fail (most parsers reject them)."""
+
+    def refuse(constant: str):
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    return json.loads(text, parse_constant=refuse)

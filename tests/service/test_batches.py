@@ -10,7 +10,7 @@ import pytest
 
 from gpnn.store import keys, open_store
 
-from .conftest import CHEAP, drain, png, synthetic
+from .conftest import CHEAP, drain, png, strict_json, synthetic
 
 
 def make_zip(members: dict[str, bytes]) -> bytes:
@@ -207,3 +207,31 @@ def test_archive_members_left_out_are_listed_with_the_reason(client, settings):
     manifest = client.get(batch["manifest"]).json()
     assert [e["input"] for e in manifest["jobs"]] == ["a.png"]
     assert manifest["skipped"] == batch["skipped"] and manifest["skipped_total"] == 5
+
+
+def test_batch_outputs_by_url_and_as_one_zip(client, settings):
+    archive = make_zip({"a.png": png(synthetic(seed=1)), "d/b.png": png(synthetic(seed=2))})
+    answer = client.post(
+        "/v1/batches",
+        data={"task": "generate", "params": json.dumps(CHEAP), "samples": "2"},
+        files={"archive": ("inputs.zip", archive, "application/zip")},
+    )
+    assert answer.status_code == 202, answer.text
+    drain(settings)
+    batch = client.get(f"/v1/batches/{answer.json()['id']}").json()
+    manifest = strict_json(client.get(batch["manifest"]).text)
+    store = open_store(settings.store_url)
+    keys_written = []
+    for entry in manifest["jobs"]:
+        assert entry["params"]["alpha"] == "Infinity"
+        assert len(entry["output_urls"]) == len(entry["outputs"]) == 2
+        for url, key in zip(entry["output_urls"], entry["outputs"], strict=True):
+            assert client.get(url).content == store.get(key)
+            keys_written.append(key)
+    bundle = client.get(f"/v1/batches/{batch['id']}/outputs.zip")
+    assert bundle.status_code == 200 and bundle.headers["content-type"] == "application/zip"
+    prefix = keys_written[0][: keys_written[0].index("/outputs/") + 1]
+    with zipfile.ZipFile(io.BytesIO(bundle.content)) as opened:
+        assert sorted(opened.namelist()) == sorted(k.removeprefix(prefix) for k in keys_written)
+        for key in keys_written:
+            assert opened.read(key.removeprefix(prefix)) == store.get(key)

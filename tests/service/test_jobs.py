@@ -9,7 +9,7 @@ import pytest
 
 from gpnn.core import decode_image
 
-from .conftest import drain, png, submit, synthetic
+from .conftest import drain, png, strict_json, submit, synthetic
 
 
 def finished(client, job_id: str) -> dict:
@@ -157,3 +157,18 @@ def test_jobs_without_a_mode_get_the_service_default(client, settings):
     named = submit(client, "generate", files, {"mode": "exact"})
     assert unnamed.json()["params"]["mode"] == settings.default_mode == "fast"
     assert named.json()["params"]["mode"] == "exact"
+
+
+def test_params_read_back_are_standard_json_and_accepted_again(client, settings):
+    files = {"source": ("s.png", png(SOURCE), "image/png")}
+    first = submit(client, "generate", files)
+    assert first.status_code == 202, first.text
+    params = strict_json(client.get(f"/v1/jobs/{first.json()['id']}").text)["params"]
+    assert params["alpha"] == "Infinity"
+    again = client.post(
+        "/v1/jobs", data={"task": "generate", "params": json.dumps(params)}, files=files
+    )
+    assert again.status_code == 202, again.text
+    assert again.json()["params"] == params
+    drain(settings)
+    assert strict_json(client.get(f"/v1/jobs/{again.json()['id']}").text)["status"] == "succeeded"
