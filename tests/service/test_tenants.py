@@ -1,0 +1,49 @@
+"""One tenant can reach nothing of another's: every route that takes a job or batch id
+answers 404 to another API key (as if the id did not exist), whatever the method."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+
+from .conftest import CHEAP, derive, drain, png, submit, synthetic
+
+ALICE = {"X-API-Key": "alice-key"}
+BOB = {"Authorization": "Bearer bob-key"}
+
+
+def test_every_route_with_an_id_is_404_to_another_owner(make_client, settings):
+    client = make_client(derive(settings, api_keys="alice-key,bob-key"))
+    files = {"source": ("s.png", png(synthetic()), "image/png")}
+    job = submit(client, "generate", files, headers=ALICE).json()
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("a.png", png(synthetic(seed=1)))
+    batch = client.post(
+        "/v1/batches",
+        data={"task": "generate", "params": json.dumps(CHEAP)},
+        files={"archive": ("a.zip", archive.getvalue(), "application/zip")},
+        headers=ALICE,
+    ).json()
+    drain(settings)
+    values = {"job_id": job["id"], "batch_id": batch["id"], "n": "0", "name": "index.html"}
+
+    routes = []
+    for template, operations in client.app.openapi()["paths"].items():
+        path = re.sub(r"{(\w+)(?::path)?}", lambda m: values[m.group(1)], template)
+        if path == template:
+            continue
+        for method in operations:
+            routes.append((method.upper(), path))
+    assert len(routes) >= 8, routes
+
+    for method, path in routes:
+        answer = client.request(method, path, headers=BOB)
+        assert answer.status_code == 404, (method, path, answer.status_code, answer.text)
+        assert "unknown or expired" in answer.json()["detail"]  # as if there were no such id
+    # The same requests by the owner reach the job and the batch (the paths are real).
+    for method, path in routes:
+        answer = client.request(method, path, headers=ALICE, follow_redirects=False)
+        assert answer.status_code in (200, 202, 307, 409), (method, path, answer.text)
