@@ -7,12 +7,14 @@ the `gpnn worker` supervisor through worker kills and a Redis kill and restart.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,7 @@ from .conftest import (
     REDIS_SERVER,
     derive,
     descendants,
+    drain,
     free_port,
     png,
     start_worker,
@@ -80,6 +83,44 @@ def test_work_horse_killed_on_the_last_attempt_fails_the_job_with_the_reason(
         metrics = client.get("/metrics").text
         assert 'gpnn_jobs{state="running"} 0' in metrics
         assert worker.poll() is None  # the worker lives on and takes the next job
+    finally:
+        stop_process(worker)
+
+
+def test_a_batch_whose_last_attempt_died_finishes_and_fires_its_webhook(
+    make_client, settings, tmp_path, webhook_receiver
+):
+    no_retries = derive(settings, job_retries=0)
+    client = make_client(no_retries)
+    worker = start_worker(no_retries, log=tmp_path / "worker.log")
+    try:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as bundle:
+            bundle.writestr("slow.png", png(synthetic(64, 96)))
+        answer = client.post(
+            "/v1/batches",
+            data={"task": "generate", "params": json.dumps(SLOW), "samples": "4",
+                  "webhook_url": webhook_receiver.url},
+            files={"archive": ("in.zip", buffer.getvalue(), "application/zip")},
+        )  # fmt: skip
+        assert answer.status_code == 202, answer.text
+        batch_id = answer.json()["id"]
+        job_id = answer.json()["jobs"][0].rsplit("/", 1)[1]
+        wait_until(lambda: running(client, job_id), 60, "the job to run")
+        for pid in descendants(worker.pid):  # the work-horse, out of memory
+            os.kill(pid, signal.SIGKILL)
+
+        def batch() -> dict:
+            return client.get(f"/v1/batches/{batch_id}").json()
+
+        wait_until(lambda: batch()["status"] == "failed", 20, "the batch to finish")
+        assert (batch()["done"], batch()["failed"]) == (1, 1)
+        (entry,) = client.get(batch()["manifest"]).json()["jobs"]
+        assert entry["status"] == "failed" and "work-horse" in entry["error"]
+        drain(no_retries)  # delivers the webhook queued by the batch's end
+        events = [json.loads(body) for _, body in webhook_receiver.requests]
+        assert [e["type"] for e in events] == ["batch.failed"]
+        assert events[0]["data"]["id"] == batch_id and events[0]["data"]["failed"] == 1
     finally:
         stop_process(worker)
 
