@@ -3,16 +3,22 @@ Standard Webhooks signatures checked with that package's own verifier."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import pytest
 from rq import Queue
-from rq.registry import FailedJobRegistry
+from rq.registry import FailedJobRegistry, StartedJobRegistry
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from gpnn.worker.ledger import webhooks_queue_name
 
-from .conftest import derive, drain, png, submit, synthetic
+from .conftest import derive, drain, png, stop_process, submit, synthetic, wait_until
 
 SOURCE = {"source": ("s.png", png(synthetic()), "image/png")}
 
@@ -80,3 +86,52 @@ def test_each_owner_signs_with_its_own_secret(make_client, settings, webhook_rec
     with pytest.raises(WebhookVerificationError):
         Webhook(secret_b).verify(body, headers)
     assert json.loads(body)["data"]["params"]["seed"] == 0
+
+
+def test_a_receiver_that_never_answers_delays_no_job(make_client, settings, tmp_path):
+    """Deliveries run on the webhook worker: a job submitted after one whose receiver
+    hangs finishes while that delivery is still waiting."""
+    release = threading.Event()
+    hanging = threading.Event()
+
+    class Hang(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            hanging.set()
+            release.wait(60)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hang)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    slow_receiver = derive(settings, webhook_timeout_s=60, webhook_retries=0)
+    client = make_client(slow_receiver)
+    supervisor = subprocess.Popen(  # 1 job worker + 1 webhook worker
+        [str(Path(sys.executable).parent / "gpnn"), "worker", "-n", "1"],
+        env={**os.environ, **slow_receiver.as_env()},
+        stdout=open(tmp_path / "supervisor.log", "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def status(job_id: str) -> str:
+        return client.get(f"/v1/jobs/{job_id}").json()["status"]
+
+    try:
+        first = submit(client, "generate", SOURCE, webhook_url=url).json()["id"]
+        wait_until(hanging.is_set, 60, "the delivery of the first job's webhook")
+        second = submit(client, "generate", SOURCE).json()["id"]
+        wait_until(lambda: status(second) == "succeeded", 30, "the second job")
+        assert status(first) == "succeeded"
+        deliveries = StartedJobRegistry(
+            webhooks_queue_name(slow_receiver), connection=client.app.state.ledger.redis
+        )
+        assert deliveries.count == 1  # the first job's delivery was waiting all along
+    finally:
+        release.set()
+        stop_process(supervisor)
+        server.shutdown()
+        server.server_close()
