@@ -61,6 +61,14 @@ class Settings(BaseSettings):
         3600, ge=1, description="How often the API deletes expired outputs from the store."
     )
 
+    report_metric_stride: int = Field(
+        8,
+        ge=1,
+        le=16,
+        description="Batch reports measure coherence and completeness on every N-th patch "
+        "row and column (N^2 times cheaper, each distance still exact; 1: every patch).",
+    )
+
     # --- queue and workers ---------------------------------------------------------------
     queue_name: str = Field("gpnn", description="RQ queue (webhooks: `<name>-webhooks`).")
     workers: int = Field(2, ge=1, le=64, description="Worker processes per machine.")

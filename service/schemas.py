@@ -96,6 +96,9 @@ class BatchPublic(BaseModel):
     report: ReportStatus | None = Field(None, description="The evaluation report, if asked for.")
     report_url: str | None = Field(None, description="Link to the report's index.html.")
     report_error: str | None = Field(None, description="Why the report could not be written.")
+    report_progress: float | None = Field(
+        None, ge=0, le=1, description="Share of the report's images measured so far."
+    )
     skipped: list[SkippedInput] = Field(
         default_factory=list,
         description="Archive members left out (hidden files, macOS metadata, other file "

@@ -192,15 +192,24 @@ def write_batch_report(batch_id: str) -> dict[str, Any]:
 
     try:
         entries = []
-        for entry in ledger.manifest(batch)["jobs"]:
-            if entry["status"] != "succeeded":
-                continue
+        succeeded = [e for e in ledger.manifest(batch)["jobs"] if e["status"] == "succeeded"]
+        for done, entry in enumerate(succeeded):
+            ledger.report_step(batch_id, done, len(succeeded))
             source = decode_image(fetch(entry["inputs"]["source"]), name=entry["input"])
             samples = [decode_image(fetch(key), name=key) for key in entry["outputs"]]
             engine_s = (entry.get("timings") or {}).get("engine_s")
-            entries.append(build_entry(entry["input"], source, samples, runtime_s=engine_s))
+            entries.append(
+                build_entry(
+                    entry["input"],
+                    source,
+                    samples,
+                    runtime_s=engine_s,
+                    stride=settings.report_metric_stride,
+                )
+            )
         if not entries:
             raise ValueError("no job of the batch succeeded")
+        ledger.report_step(batch_id, len(succeeded), len(succeeded))
         files = write_report(
             entries,
             title=f"gpnn batch {batch_id}",
@@ -208,6 +217,7 @@ def write_batch_report(batch_id: str) -> dict[str, Any]:
                 "task": batch["task"],
                 "params": batch["params"],
                 "samples": batch["samples"],
+                "metric_stride": settings.report_metric_stride,
             },
         )
         for name, data in files.items():

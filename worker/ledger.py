@@ -419,6 +419,11 @@ class Ledger:
 
     # --- webhooks and metrics ---------------------------------------------------------------
 
+    def report_step(self, batch_id: str, done: int, total: int) -> None:
+        """Record how many of a report's images are measured (shown as its progress)."""
+        fields = {"report": ReportStatus.running.value, "report_done": done, "report_total": total}
+        self.redis.hset(keys.batch_key(batch_id), mapping=fields)
+
     def finish_report(self, batch_id: str, error: str | None = None) -> None:
         """Record that a batch's report was written (or why it was not)."""
         fields = {"report": ReportStatus.failed.value if error else ReportStatus.written.value}
@@ -523,6 +528,9 @@ def public_batch(record: dict[str, Any], fraction: float | None = None) -> dict[
         if record.get("report") == ReportStatus.written.value
         else None,
         "report_error": record.get("report_error"),
+        "report_progress": int(record["report_done"]) / int(record["report_total"])
+        if int(record.get("report_total", 0))
+        else None,
         "skipped": record.get("skipped", []),
         "skipped_total": int(record.get("skipped_total", 0)),
     }

@@ -24,5 +24,6 @@ class ReportStatus(StrEnum):
     """Where a batch's evaluation report stands (`POST /v1/batches` with `report`)."""
 
     requested = "requested"
+    running = "running"
     written = "written"
     failed = "failed"

@@ -140,6 +140,7 @@ def test_batch_report_is_written_beside_the_manifest(client, settings):
 
     batch = client.get(f"/v1/batches/{batch_id}").json()
     assert batch["report"] == "written", batch["report_error"]
+    assert batch["report_progress"] == 1.0
     page = client.get(batch["report_url"])
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "a.png" in page.text and "b.png" in page.text
@@ -147,6 +148,7 @@ def test_batch_report_is_written_beside_the_manifest(client, settings):
     names = [image["name"] for image in metrics["images"]]
     assert sorted(names) == ["a.png", "b.png"]
     assert all(image["diversity"] is not None for image in metrics["images"])
+    assert metrics["settings"]["metric_stride"] == settings.report_metric_stride == 8
     store = open_store(settings.store_url)
     assert store.exists(f"batches/{batch_id}/report/contact_sheet.png")
     for odd in ("../manifest.json", "a//b.png", "a%00.png", "%00", "x/"):
