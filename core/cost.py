@@ -57,8 +57,8 @@ def estimate(params: CommonParams, source: Shape, samples: int = 1) -> dict[str,
         seconds = units / FAST_MPI_PER_S
     memory = BYTES_PER_PIXEL[SearchMode(params.mode)] * max(output_pixels, source_pixels)
     return {
-        "work_mpi": round(units, 3),
-        "seconds": round(seconds, 1),
+        "work_mpi": float(f"{units:.3g}"),
+        "seconds": float(f"{seconds:.3g}"),
         "memory_mb": round(memory / 2**20),
         "mode": SearchMode(params.mode).value,
     }

@@ -13,7 +13,7 @@ from fastapi import UploadFile
 
 from gpnn.config import Settings
 from gpnn.core import decode_image, decode_mask
-from gpnn.core.cost import FAST_MPI_PER_S, work
+from gpnn.core.cost import FAST_MPI_PER_S, estimate, work
 from gpnn.core.params import CommonParams, Task, params_for
 from gpnn.service.errors import InvalidRequest, TooLarge
 from gpnn.worker.imagecheck import check_image
@@ -105,8 +105,8 @@ def image_extension(data: bytes) -> str:
 
 def check_work(
     params: CommonParams, source: tuple[int, int], samples: int, settings: Settings, name: str
-) -> None:
-    """413 when the job's estimated work (`gpnn.core.cost`) is over `max_job_work`."""
+) -> dict[str, Any]:
+    """The job's estimate (`gpnn.core.cost`); 413 when its work is over `max_job_work`."""
     units = work(params, source, samples)
     if units > settings.max_job_work:
         raise TooLarge(
@@ -114,13 +114,14 @@ def check_work(
             f"{units / FAST_MPI_PER_S:.0f} s of CPU), over the limit of "
             f"{settings.max_job_work:g}; use fewer samples or iterations, or a smaller image"
         )
+    return estimate(params, source, samples)
 
 
 def uploads_for_task(
     task: Task, params: CommonParams, files: dict[str, Any], settings: Settings, samples: int
-) -> dict[str, bytes | list[bytes]]:
+) -> tuple[dict[str, bytes | list[bytes]], dict[str, Any]]:
     """Check the named inputs of `task` (present, readable, within limits, consistent)
-    and the job's estimated work."""
+    and the job's estimated work; returns the inputs' bytes and the estimate."""
     from gpnn.core import TASK_INPUTS
 
     expected = TASK_INPUTS[task]
@@ -153,5 +154,4 @@ def uploads_for_task(
             f"{shapes['source'][::-1]}"
         )
     source = "source" if "source" in shapes else "sources"
-    check_work(params, shapes[source], samples, settings, source)
-    return result
+    return result, check_work(params, shapes[source], samples, settings, source)

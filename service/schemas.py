@@ -45,6 +45,15 @@ class JobTimings(BaseModel):
     total_s: float = Field(description="Seconds from start to outputs written.")
 
 
+class JobEstimate(BaseModel):
+    """What the job was expected to take when it was accepted (`gpnn.core.cost`)."""
+
+    work_mpi: float = Field(description="Megapixel-iterations (the unit of GPNN_MAX_JOB_WORK).")
+    seconds: float = Field(description="Seconds on 2 CPU cores in the job's mode.")
+    memory_mb: int = Field(description="Peak memory of the engine, MB.")
+    mode: str
+
+
 class JobPublic(BaseModel):
     """A job as users see it."""
 
@@ -65,6 +74,9 @@ class JobPublic(BaseModel):
     batch_id: str | None = None
     outputs: list[str] = Field(default_factory=list, description="Links to the output images.")
     timings: JobTimings | None = None
+    estimate: JobEstimate | None = Field(
+        None, description="Expected time and memory, from the sizes (not for batch jobs)."
+    )
 
 
 class SkippedInput(BaseModel):

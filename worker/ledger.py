@@ -30,7 +30,9 @@ logger = logging.getLogger(__name__)
 # The owner of jobs submitted while no API keys are configured.
 ANONYMOUS = "anonymous"
 
-JSON_FIELDS = ("params", "inputs", "outputs", "progress", "timings", "seeds", "skipped")
+JSON_FIELDS = (
+    "params", "inputs", "outputs", "progress", "timings", "seeds", "skipped", "estimate",
+)  # fmt: skip
 
 
 def now_iso() -> str:
@@ -496,6 +498,7 @@ def public_job(record: dict[str, Any]) -> dict[str, Any]:
         "batch_id": record.get("batch_id"),
         "outputs": [output_url(job_id, n) for n in range(len(outputs))],
         "timings": record.get("timings"),
+        "estimate": record.get("estimate"),
     }
 
 

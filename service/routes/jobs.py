@@ -116,7 +116,7 @@ def create_job(
         "edited": edited,
         "sources": sources or None,
     }
-    uploads = uploads_for_task(task, job_params, files, settings, samples)
+    uploads, estimate = uploads_for_task(task, job_params, files, settings, samples)
     check_quota(ledger, settings, owner, new_jobs=1)
     job_id = uuid.uuid4().hex
     response.headers["Location"] = f"/v1/jobs/{job_id}"
@@ -150,6 +150,7 @@ def create_job(
                 "inputs": inputs,
                 "output_prefix": f"jobs/{job_id}/outputs",
                 "webhook_url": webhook,
+                "estimate": estimate,
             }
         )
     except BaseException:

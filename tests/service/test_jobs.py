@@ -172,3 +172,13 @@ def test_params_read_back_are_standard_json_and_accepted_again(client, settings)
     assert again.json()["params"] == params
     drain(settings)
     assert strict_json(client.get(f"/v1/jobs/{again.json()['id']}").text)["status"] == "succeeded"
+
+
+def test_a_job_answers_with_its_estimate_from_the_sizes(client, settings):
+    small = submit(client, "generate", {"source": ("s.png", png(synthetic(32, 48)), "image/png")})
+    large = submit(client, "generate", {"source": ("l.png", png(synthetic(64, 96)), "image/png")})
+    assert small.status_code == large.status_code == 202, small.text
+    first, second = small.json()["estimate"], large.json()["estimate"]
+    assert first["mode"] == "fast" and 0 < first["seconds"] < second["seconds"]
+    assert second["work_mpi"] == pytest.approx(4 * first["work_mpi"], rel=0.01)
+    assert client.get(f"/v1/jobs/{small.json()['id']}").json()["estimate"] == first
