@@ -51,13 +51,18 @@ class FileStore:
         return self._path(key).is_file()
 
     def list(self, prefix: str) -> list[str]:
+        """Keys under `prefix`, walking only the deepest folder the prefix names (the
+        cost grows with what is listed, not with the whole store)."""
+        folder = self.root / prefix.rpartition("/")[0]
+        if not folder.resolve().is_relative_to(self.root):
+            raise ValueError(f"invalid prefix {prefix!r}")
         keys = []
-        base = self.root
-        for path in base.rglob("*"):
-            if path.is_file() and not path.name.startswith(".part-"):
-                key = path.relative_to(base).as_posix()
-                if key.startswith(prefix):
-                    keys.append(key)
+        for directory, _, names in os.walk(folder):
+            for name in names:
+                if not name.startswith(".part-"):
+                    key = (Path(directory) / name).relative_to(self.root).as_posix()
+                    if key.startswith(prefix):
+                        keys.append(key)
         return sorted(keys)
 
     def download_url(self, key: str, expires_s: int) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -135,3 +136,30 @@ def test_file_store_expiry_removes_the_folders_it_empties(tmp_path):
     store.put("jobs/mixed/c.png", b"y")  # a folder kept in use stays writable
     store.delete_expired("jobs/", older_than_s=0)
     assert store.root.is_dir() and not any(store.root.iterdir())
+
+
+def test_file_store_lists_by_walking_only_the_prefix_folder(tmp_path, monkeypatch):
+    import gpnn.store.file as file_module
+
+    store = FileStore(tmp_path / "store")
+    for n in range(3):
+        store.put(f"batches/other/outputs/{n}.png", b"x")
+    store.put("jobs/a/outputs/0.png", b"a")
+    store.put("jobs/ab/outputs/0.png", b"b")
+    walked: list[str] = []
+    real_walk = file_module.os.walk
+
+    def counting_walk(top, *args, **kwargs):
+        for entry in real_walk(top, *args, **kwargs):
+            walked.append(Path(entry[0]).relative_to(store.root).as_posix())
+            yield entry
+
+    monkeypatch.setattr(file_module.os, "walk", counting_walk)
+    assert store.list("jobs/a") == ["jobs/a/outputs/0.png", "jobs/ab/outputs/0.png"]
+    assert walked and all(folder.startswith("jobs") for folder in walked)
+    walked.clear()
+    assert store.list("jobs/a/") == ["jobs/a/outputs/0.png"]
+    assert walked and all(folder.startswith("jobs/a") for folder in walked)
+    assert store.list("nothing/here/") == []
+    with pytest.raises(ValueError):
+        store.list("../")
