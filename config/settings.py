@@ -198,3 +198,22 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, read once from the environment."""
     return Settings()
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting, its default and meaning (docs/architecture.md
+    holds this table; a test keeps the two the same)."""
+    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        variable = f"`GPNN_{name.upper()}`"
+        if isinstance(field.validation_alias, AliasChoices):
+            aliases = [a for a in field.validation_alias.choices if not a.startswith("GPNN_")]
+            variable += "".join(f" (or `{alias}`)" for alias in aliases)
+        if field.default_factory is not None or field.default == []:
+            default = "(empty)"
+        elif field.default is None:
+            default = "unset"
+        else:
+            default = str(getattr(field.default, "value", field.default))
+        rows.append(f"| {variable} | `{default}` | {field.description} |")
+    return "\n".join(rows) + "\n"
