@@ -31,6 +31,7 @@ from gpnn.core import (
     run_task,
     write_image,
 )
+from gpnn.core.params import check_samples
 
 SUMMARIES = {
     Task.generate: "Random samples with the patch distribution of SOURCE.",
@@ -128,7 +129,7 @@ RUN_OPTIONS = [
 def as_options(message: str, task: Task) -> str:
     """A validation message with the task's fields named as the options typed
     (`patch_size` -> `--patch-size`)."""
-    for name in PARAMS_BY_TASK[task].model_fields:
+    for name in [*PARAMS_BY_TASK[task].model_fields, "samples"]:
         message = message.replace(f"`{name}`", f"`--{name.replace('_', '-')}`")
     return message
 
@@ -143,6 +144,7 @@ def _make_command(task: Task):
         values = {k: v for k, v in arguments.items() if v is not None}
         try:
             params = params_for(task, **values)
+            check_samples(params, samples)
         except ValueError as error:
             fail(as_options(str(error), task))
         try:

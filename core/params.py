@@ -123,6 +123,11 @@ class CommonParams(BaseModel):
     def _alpha_as_strict_json(self, value: float) -> float | str:
         return "Infinity" if value == math.inf else value
 
+    @property
+    def seeded(self) -> bool:
+        """Whether noise enters the run, so that each seed gives a different output."""
+        return False
+
     def changed(self) -> dict[str, Any]:
         """The fields whose values differ from their defaults, in JSON form (pydantic's
         `exclude_defaults` compares serialised values, and "Infinity" != inf)."""
@@ -155,6 +160,10 @@ class GenerateParams(CommonParams):
         "patch at least this many pixels from its own place, so that no sample keeps the "
         "input's layout; 0: plain nearest neighbour.",
     )
+
+    @property
+    def seeded(self) -> bool:
+        return self.sigma > 0
 
 
 class RetargetParams(CommonParams):
@@ -228,6 +237,10 @@ class EditParams(CommonParams):
     coarsest_iterations: int = _coarsest_iterations(10)
     sigma: float = _sigma(0.0)
 
+    @property
+    def seeded(self) -> bool:
+        return self.sigma > 0
+
 
 TaskParams = (
     GenerateParams | RetargetParams | AnalogyParams | InpaintParams | CollageParams | EditParams
@@ -241,6 +254,18 @@ PARAMS_BY_TASK: dict[Task, type[CommonParams]] = {
     Task.collage: CollageParams,
     Task.edit: EditParams,
 }
+
+
+def check_samples(params: CommonParams, samples: int) -> None:
+    """`ValueError` unless `samples` outputs of `params` can differ from each other."""
+    if samples < 1:
+        raise ValueError("`samples` must be at least 1")
+    if samples > 1 and not params.seeded:
+        knob = " or set `sigma` above 0" if "sigma" in type(params).model_fields else ""
+        raise ValueError(
+            f"`samples`: `{params.task}` adds no noise here, so all {samples} samples "  # type: ignore[attr-defined]
+            f"would be the same image; ask for 1{knob}"
+        )
 
 
 def params_for(task: Task | str, **values) -> CommonParams:

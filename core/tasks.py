@@ -22,6 +22,7 @@ from gpnn.core.params import (
     InpaintParams,
     RetargetParams,
     Task,
+    check_samples,
     params_for,
 )
 from gpnn.core.patches import ValuePatches, extract_patches, patches_inside
@@ -84,7 +85,7 @@ def generate(
     then run on the result. One round and `min_shift=0` is the paper's single
     noisy step (plus one noise-free iteration).
     """
-    params = _resolve(Task.generate, params, overrides)
+    params = _resolve(Task.generate, params, overrides, samples)
     source = as_image(source, "source")
     p = params.patch_size
     depth = _depth(params, depth_for(min(source.shape[:2]), 2 * p, params.ratio))
@@ -118,7 +119,7 @@ def retarget(
     steps of at most `step` per axis, each followed by PNN iterations with the
     completeness-favouring alpha; finer levels then add the detail.
     """
-    params = _resolve(Task.retarget, params, overrides)
+    params = _resolve(Task.retarget, params, overrides, samples)
     source = as_image(source, "source")
     target = (params.height or source.shape[0], params.width or source.shape[1])
     extent = min(*source.shape[:2], *target)
@@ -143,7 +144,7 @@ def analogy(
 ) -> list[np.ndarray]:
     """The patches of `source` (A) arranged like `structure` (B): structural
     analogy, or sketch-to-image when B is a sketch. The output has B's size."""
-    params = _resolve(Task.analogy, params, overrides)
+    params = _resolve(Task.analogy, params, overrides, samples)
     source = as_image(source, "source")
     structure = as_image(structure, "structure")
     extent = min(*source.shape[:2], *structure.shape[:2])
@@ -171,7 +172,7 @@ def inpaint(
     the region of `color`. Patches that touch the hole are never keys or values.
     Pixels outside the hole keep the input's values exactly.
     """
-    params = _resolve(Task.inpaint, params, overrides)
+    params = _resolve(Task.inpaint, params, overrides, samples)
     source = as_image(source, "source")
     hole = _hole(source, mask, params.color)
     rows, cols = np.nonzero(hole)
@@ -209,7 +210,7 @@ def collage(
     that is the initial guess. Keys and values come from every source, alpha is
     small (completeness) and a different output size is reached gradually.
     """
-    params = _resolve(Task.collage, params, overrides)
+    params = _resolve(Task.collage, params, overrides, samples)
     if len(sources) == 0:
         raise ValueError("`sources` must hold at least one image")
     images = [as_image(s, f"sources[{i}]") for i, s in enumerate(sources)]
@@ -244,7 +245,7 @@ def edit(
 ) -> list[np.ndarray]:
     """Make a naive edit of `source` (`edited`, same size) coherent; optional
     noise (`sigma`) gives several solutions."""
-    params = _resolve(Task.edit, params, overrides)
+    params = _resolve(Task.edit, params, overrides, samples)
     source = as_image(source, "source")
     edited = as_image(edited, "edited")
     check_same_size(edited, "edited", source)
@@ -294,13 +295,17 @@ def run_task(
     return run(**inputs, params=params, samples=samples, progress=progress, device=device)
 
 
-def _resolve(task: Task, params: CommonParams | None, overrides: Mapping[str, Any]) -> Any:
+def _resolve(
+    task: Task, params: CommonParams | None, overrides: Mapping[str, Any], samples: int
+) -> Any:
+    """The task's parameters, checked with the number of samples before any work."""
     if params is None:
-        return params_for(task, **overrides)
-    if overrides:
-        return params_for(task, **{**params.model_dump(exclude={"task"}), **overrides})
-    if params.task != task:  # type: ignore[attr-defined]
+        params = params_for(task, **overrides)
+    elif overrides:
+        params = params_for(task, **{**params.model_dump(exclude={"task"}), **overrides})
+    elif params.task != task:  # type: ignore[attr-defined]
         raise ValueError(f"parameters for `{params.task}` given to `{task}`")  # type: ignore[attr-defined]
+    check_samples(params, samples)
     return params
 
 
@@ -409,8 +414,6 @@ def _noise(rng: np.random.Generator, sigma: float, shape: tuple[int, ...]) -> np
 
 
 def _sample_all(params, samples, progress, stages, initial_guess) -> list[np.ndarray]:
-    if samples < 1:
-        raise ValueError("`samples` must be at least 1")
     outputs = []
     for sample in range(samples):
         rng = np.random.default_rng(params.seed + sample)

@@ -14,12 +14,23 @@ from fastapi import UploadFile
 from gpnn.config import Settings
 from gpnn.core import decode_image, decode_mask
 from gpnn.core.cost import FAST_MPI_PER_S, estimate, work
-from gpnn.core.params import CommonParams, Task, params_for
+from gpnn.core.params import CommonParams, Task, check_samples, params_for
 from gpnn.service.errors import InvalidRequest, TooLarge
 from gpnn.worker.imagecheck import check_image
 from gpnn.worker.webhooks import ForbiddenTarget, check_target
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def check_job_samples(param_sets: list[CommonParams], samples: int, settings: Settings) -> None:
+    """422 when `samples` is over the limit, or when the samples could not differ."""
+    if samples > settings.max_samples:
+        raise InvalidRequest(f"`samples`: at most {settings.max_samples}")
+    for job_params in param_sets:
+        try:
+            check_samples(job_params, samples)
+        except ValueError as error:
+            raise InvalidRequest(str(error)) from None
 
 
 def parse_params(

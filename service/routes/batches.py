@@ -25,6 +25,7 @@ from gpnn.service.errors import Conflict, InvalidRequest, NotFound, TooLarge
 from gpnn.service.intake import (
     IMAGE_EXTENSIONS,
     check_image_bytes,
+    check_job_samples,
     check_webhook_url,
     check_work,
     image_extension,
@@ -175,8 +176,7 @@ def create_batch(
     if "source" not in TASK_INPUTS[task]:
         raise InvalidRequest(f"`task`: batches run tasks with a `source` input, not `{task}`")
     param_sets = parse_params(task, params, seed, settings.default_mode)
-    if samples > settings.max_samples:
-        raise InvalidRequest(f"`samples`: at most {settings.max_samples}")
+    check_job_samples(param_sets, samples, settings)
     webhook = check_webhook_url(webhook_url, settings)
     if (archive is None) == (prefix in (None, "")):
         raise InvalidRequest("`archive`/`prefix`: give exactly one of them")

@@ -129,3 +129,11 @@ def test_progress_reaches_one_and_never_goes_back(scene):
     finished = [e for e in events if e.image is not None]
     assert [e.level for e in finished] == list(range(events[0].levels))
     assert np.array_equal(finished[-1].image, output)
+
+
+def test_several_samples_without_noise_name_the_option_that_adds_it(capsys, image_file, tmp_path):
+    argv = ["edit", str(image_file), str(image_file), "--samples", "3", "-o", str(tmp_path / "o")]
+    code, _, err = run(capsys, argv)
+    [line] = err.strip().splitlines()
+    assert code == 2 and "all 3 samples would be the same image" in line
+    assert "set `--sigma` above 0" in line

@@ -179,3 +179,28 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, image_file, args, messag
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gpnn: error:") and message in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("task", "inputs", "values"),
+    [
+        ("retarget", ("source",), {"width": 40}),
+        ("analogy", ("source", "structure"), {}),
+        ("inpaint", ("source",), {"color": (0, 255, 0)}),
+        ("collage", ("sources",), {}),
+        ("edit", ("source", "edited"), {}),
+        ("generate", ("source",), {"sigma": 0.0}),
+    ],
+)
+def test_several_samples_of_a_run_without_noise_are_refused_before_work(
+    scene, task, inputs, values
+):
+    images = {name: [scene, scene] if name == "sources" else scene for name in inputs}
+    params = params_for(task, **values)
+    with pytest.raises(ValueError, match="would be the same image"):
+        run_task(params, images, samples=2)
+
+
+def test_an_edit_with_noise_gives_a_different_sample_per_seed(scene):
+    first, second = edit(scene, scene[::-1].copy(), sigma=0.3, samples=2, depth=2)
+    assert not np.array_equal(first, second)

@@ -45,25 +45,26 @@ def test_each_task_end_to_end(client, settings, task, images, params, shape):
     for name, image in images.items():
         for one in image if isinstance(image, list) else [image]:
             files.append((name, (f"{name}.png", png(np.ascontiguousarray(one)), "image/png")))
-    answer = submit(client, task, files, params, samples="2", seed="7")
+    samples = 2 if task == "generate" else 1  # the other tasks add no noise by default
+    answer = submit(client, task, files, params, samples=str(samples), seed="7")
     assert answer.status_code == 202, answer.text
     job = answer.json()
     assert answer.headers["location"] == f"/v1/jobs/{job['id']}"
-    assert job["status"] == "queued" and job["params"]["seed"] == 7 and job["samples"] == 2
+    assert job["status"] == "queued" and job["params"]["seed"] == 7 and job["samples"] == samples
 
     drain(settings)
 
     job = finished(client, job["id"])
     assert job["status"] == "succeeded", job["error"]
-    assert len(job["outputs"]) == 2
+    assert len(job["outputs"]) == samples
     assert job["progress"]["fraction"] == 1.0
     assert job["started_at"] and job["finished_at"] and job["timings"]["engine_s"] > 0
-    first, second = (image_of(client, url) for url in job["outputs"])
-    assert first.shape == (*shape, 3)
-    assert first.min() >= 0.0 and first.max() <= 1.0
+    images = [image_of(client, url) for url in job["outputs"]]
+    assert images[0].shape == (*shape, 3)
+    assert images[0].min() >= 0.0 and images[0].max() <= 1.0
     if task == "generate":
-        assert not np.array_equal(first, second)  # seeds 7 and 8 differ
-    assert client.get(f"/v1/jobs/{job['id']}/outputs/2").status_code == 404
+        assert not np.array_equal(*images)  # seeds 7 and 8 differ
+    assert client.get(f"/v1/jobs/{job['id']}/outputs/{samples}").status_code == 404
 
 
 def test_idempotent_resubmission(client, settings):
@@ -182,3 +183,13 @@ def test_a_job_answers_with_its_estimate_from_the_sizes(client, settings):
     assert first["mode"] == "fast" and 0 < first["seconds"] < second["seconds"]
     assert second["work_mpi"] == pytest.approx(4 * first["work_mpi"], rel=0.01)
     assert client.get(f"/v1/jobs/{small.json()['id']}").json()["estimate"] == first
+
+
+def test_several_samples_of_a_task_without_noise_are_422(client, settings):
+    files = {
+        "source": ("s.png", png(SOURCE), "image/png"),
+        "mask": ("m.png", png(MASK), "image/png"),
+    }
+    answer = submit(client, "inpaint", files, samples="3")
+    assert answer.status_code == 422
+    assert answer.json()["detail"].startswith("`samples`: `inpaint` adds no noise")
