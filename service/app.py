@@ -10,11 +10,13 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 
 from gpnn.config import Settings, get_settings
 from gpnn.service.errors import install_handlers
 from gpnn.service.limits import BodySizeLimit
-from gpnn.service.routes import batches, health, jobs
+from gpnn.service.routes import batches, events, health, jobs, listing
+from gpnn.service.studio import routes as studio
 from gpnn.store.keys import SERVICE_PREFIXES
 from gpnn.worker.ledger import Ledger
 
@@ -52,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             app.state.ledger.redis.close()
+            await app.state.async_redis.aclose()
 
     # The /docs and /redoc pages load their scripts from the installed package, not a
     # CDN, so they work on a machine without internet.
@@ -68,9 +71,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5),
         settings,
     )
+    # Event streams wait on pub/sub without holding a thread each.
+    app.state.async_redis = AsyncRedis.from_url(settings.redis_url, socket_connect_timeout=5)
     install_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(batches.router)
+    app.include_router(listing.router)
+    app.include_router(events.router)
+    app.include_router(studio.router)
+    studio.mount_static(app)
     return app

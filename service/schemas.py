@@ -54,6 +54,15 @@ class JobEstimate(BaseModel):
     mode: str
 
 
+class LevelPreview(BaseModel):
+    """A finished pyramid level of one sample (a small PNG, longest side <= 256 px)."""
+
+    sample: int
+    level: int = Field(description="Pyramid stage, 0 = coarsest.")
+    levels: int
+    url: str = Field(description="Link to the PNG.")
+
+
 class JobPublic(BaseModel):
     """A job as users see it."""
 
@@ -76,6 +85,11 @@ class JobPublic(BaseModel):
     timings: JobTimings | None = None
     estimate: JobEstimate | None = Field(
         None, description="Expected time and memory, from the sizes (not for batch jobs)."
+    )
+    previews: list[LevelPreview] = Field(
+        default_factory=list,
+        description="Each finished pyramid level of each sample so far, for jobs submitted "
+        "with `previews=true`.",
     )
 
 
@@ -117,6 +131,20 @@ class BatchPublic(BaseModel):
         "types), with the reason; at most 100 listed.",
     )
     skipped_total: int = Field(0, description="All archive members left out.")
+
+
+class JobList(BaseModel):
+    """A page of jobs, newest first."""
+
+    results: list[JobPublic]
+    next: str | None = Field(None, description="The next (older) page; null on the last.")
+
+
+class BatchList(BaseModel):
+    """A page of batches, newest first."""
+
+    results: list[BatchPublic]
+    next: str | None = Field(None, description="The next (older) page; null on the last.")
 
 
 class ErrorBody(BaseModel):

@@ -17,3 +17,7 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 WEBHOOK_JOB_TIMEOUT_S = 600
 # A batch's evaluation report goes into this folder beside its manifest.
 REPORT_FOLDER = "report"
+# Level previews (only for jobs that ask for them): longest side in pixels, and the
+# store folder under the job's own (so they expire with it).
+PREVIEW_MAX_SIDE = 256
+PREVIEW_FOLDER = "previews"

@@ -19,22 +19,44 @@ from gpnn.store import StoreError, TransientStoreError, with_retries
 from gpnn.worker import defaults
 from gpnn.worker.exceptions import AttemptSuperseded, JobCanceled, UnknownJob
 from gpnn.worker.imagecheck import check_image
-from gpnn.worker.ledger import Ledger
+from gpnn.worker.ledger import Ledger, preview_key
 
 logger = logging.getLogger(__name__)
 
 
 class _Reporter:
-    """The engine's progress callback: writes progress, stops on cancel."""
+    """The engine's progress callback: writes progress, stops on cancel and, for a job
+    that asked for them (`previews`), writes each finished level of each sample as a
+    small PNG to the store (at most one per level and sample)."""
 
-    def __init__(self, ledger: Ledger, job_id: str, lease: str) -> None:
+    def __init__(self, ledger: Ledger, job_id: str, lease: str, previews: bool = False) -> None:
         self.ledger = ledger
         self.job_id = job_id
         self.lease = lease
         self.last_write = 0.0
         self.last_level: tuple[int, int] | None = None
+        self.previews: list[dict[str, int]] | None = [] if previews else None
+
+    def _preview(self, p: Any) -> None:
+        from gpnn.core import encode_png
+
+        if any(q["sample"] == p.sample and q["level"] == p.level for q in self.previews):
+            return
+        data = encode_png(_shrink(p.image, defaults.PREVIEW_MAX_SIDE))
+        key = preview_key(self.job_id, p.sample, p.level)
+        settings = self.ledger.settings
+        with_retries(
+            lambda: self.ledger.store.put(key, data, "image/png"),
+            retries=settings.store_retries,
+            delay_s=settings.store_retry_delay_s,
+            what=f"write {key}",
+        )
+        self.previews.append({"sample": p.sample, "level": p.level, "levels": p.levels})
+        self.ledger.add_preview(self.job_id, self.previews)
 
     def __call__(self, p: Any) -> None:
+        if self.previews is not None and getattr(p, "image", None) is not None:
+            self._preview(p)
         now = time.monotonic()
         within = (p.level + (p.iteration + 1) / max(p.iterations, 1)) / max(p.levels, 1)
         last = p.iteration + 1 == p.iterations
@@ -59,6 +81,18 @@ class _Reporter:
             self.last_write = now
             self.last_level = (p.sample, p.level)
         self.ledger.check_attempt(self.job_id, self.lease)
+
+
+def _shrink(image: Any, max_side: int) -> Any:
+    """`image` scaled down (area average) so that its longest side is at most `max_side`."""
+    import cv2
+
+    height, width = image.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def _load_inputs(ledger: Ledger, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +162,7 @@ def run_job(job_id: str) -> dict[str, Any]:
             params,
             inputs,
             samples=samples,
-            progress=_Reporter(ledger, job_id, lease),
+            progress=_Reporter(ledger, job_id, lease, previews=bool(record.get("preview_levels"))),
             device=settings.device,
         )
         engine_s = time.perf_counter() - engine_started

@@ -51,3 +51,20 @@ def rate_key(owner: str) -> str:
 def active_jobs_key() -> str:
     """Hash: owner -> number of its unfinished (queued or running) jobs."""
     return f"{PREFIX}:stats:active-by-owner"
+
+
+def owner_jobs_key(owner: str) -> str:
+    """Sorted set: an owner's jobs submitted one by one (not a batch's), scored by their
+    creation time in milliseconds; `GET /v1/jobs` pages through it (newest first)."""
+    return f"{PREFIX}:owner:{owner}:jobs"
+
+
+def owner_batches_key(owner: str) -> str:
+    """Sorted set: an owner's batches by creation time in milliseconds (`GET /v1/batches`)."""
+    return f"{PREFIX}:owner:{owner}:batches"
+
+
+def job_events_channel(job_id: str) -> str:
+    """Pub/sub channel: a job's status changes, progress and previews, as JSON messages
+    (`GET /v1/jobs/{id}/events`, `Prefer: wait`)."""
+    return f"{PREFIX}:events:{job_id}"

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import mimetypes
+import re
+import tempfile
 import time
 import uuid
+import zipfile
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Path, Response, UploadFile
-from fastapi.responses import RedirectResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 
 from gpnn.core.params import Task
 from gpnn.service.deps import LedgerDep, OwnerDep, SettingsDep, check_owner
-from gpnn.service.errors import Conflict, InvalidRequest, NotFound
+from gpnn.service.errors import Conflict, NotFound
 from gpnn.service.intake import (
+    check_job_samples,
     check_webhook_url,
     image_extension,
     parse_params,
@@ -21,10 +27,10 @@ from gpnn.service.intake import (
 )
 from gpnn.service.quotas import check_quota
 from gpnn.service.schemas import ErrorBody, JobPublic
-from gpnn.store import with_retries
+from gpnn.store import ObjectNotFound, with_retries
 from gpnn.worker import defaults, keys
 from gpnn.worker.exceptions import UnknownJob
-from gpnn.worker.ledger import Ledger, public_job
+from gpnn.worker.ledger import Ledger, preview_key, public_job
 from gpnn.worker.status import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -40,6 +46,8 @@ MULTIPART_ERRORS = {
     400: {"model": ErrorBody, "description": "Malformed multipart/form-data body."},
 }
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Job id.")]
+# `Prefer: wait=N` holds the answer of a submission at most this long (Replicate's bound).
+MAX_WAIT_S = 60
 
 
 def load_owned_job(ledger: Ledger, job_id: str, owner: str) -> dict:
@@ -96,6 +104,21 @@ def create_job(
     sources: Annotated[
         list[UploadFile] | None, File(description="Collage: the source images.")
     ] = None,
+    previews: Annotated[
+        bool,
+        Form(
+            description="Write a small PNG of every finished pyramid level of every sample "
+            "(`previews` in the job, `preview` events); off by default."
+        ),
+    ] = False,
+    prefer: Annotated[
+        str | None,
+        Header(
+            alias="Prefer",
+            description=f"`wait=N` (1-{MAX_WAIT_S} s): answer 200 with the finished job "
+            "when it ends within N seconds, else the usual 202.",
+        ),
+    ] = None,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -106,8 +129,7 @@ def create_job(
     ] = None,
 ) -> JobPublic:
     (job_params,) = parse_params(task, params, seed, settings.default_mode)
-    if samples > settings.max_samples:
-        raise InvalidRequest(f"`samples`: at most {settings.max_samples}")
+    check_job_samples([job_params], samples, settings)
     webhook = check_webhook_url(webhook_url, settings)
     files = {
         "source": source,
@@ -151,13 +173,48 @@ def create_job(
                 "output_prefix": f"jobs/{job_id}/outputs",
                 "webhook_url": webhook,
                 "estimate": estimate,
+                "preview_levels": 1 if previews else None,
             }
         )
     except BaseException:
         if idempotency_key:  # free the key: nothing was queued under it
             ledger.redis.delete(keys.idempotency_key(owner, idempotency_key))
         raise
+    wait_s = _preferred_wait(prefer)
+    if wait_s:
+        response.headers["Preference-Applied"] = f"wait={wait_s}"
+        record = wait_for_end(ledger, job_id, wait_s)
+        if JobStatus(record["status"]).is_terminal():
+            response.status_code = 200
+        return JobPublic.model_validate(public_job(record))
     return JobPublic.model_validate(public_job(ledger.get_job(job_id)))
+
+
+def _preferred_wait(prefer: str | None) -> int:
+    """Seconds of `Prefer: wait=N` (RFC 7240; other preferences are ignored), at most
+    `MAX_WAIT_S`; 0 when absent."""
+    match = re.search(r"(?:^|[,;\s])wait\s*=\s*\"?(\d+)", prefer or "")
+    return min(int(match.group(1)), MAX_WAIT_S) if match else 0
+
+
+def wait_for_end(ledger: Ledger, job_id: str, seconds: float) -> dict:
+    """The job's record once it is finished, or after `seconds`, whichever is first.
+
+    Listens to the job's events channel (no polling): subscribed before the record is
+    read, so an end between the two is seen either in the record or as a message.
+    """
+    deadline = time.monotonic() + seconds
+    with ledger.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+        pubsub.subscribe(keys.job_events_channel(job_id))
+        record = ledger.get_job(job_id)
+        while not JobStatus(record["status"]).is_terminal():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            message = pubsub.get_message(timeout=min(left, 5.0))
+            if message and json.loads(message["data"]).get("type") == "status":
+                record = ledger.get_job(job_id)
+    return record
 
 
 def _request_digest(task, params_json, samples, webhook, uploads) -> str:
@@ -241,6 +298,99 @@ def get_output(
         media_type="image/png",
         headers={"Content-Disposition": f'inline; filename="{job_id}-{n}.png"'},
     )
+
+
+@router.get(
+    "/{job_id}/outputs.zip",
+    responses={
+        **ERRORS,
+        200: {"content": {"application/zip": {}}, "description": "The outputs, one zip."},
+        409: {"model": ErrorBody, "description": "The job has not succeeded."},
+    },
+    response_class=Response,
+    summary="Every output of a succeeded job in one zip (`<job id>-<n>.png`)",
+)
+def get_outputs_zip(job_id: JobId, ledger: LedgerDep, owner: OwnerDep) -> Response:
+    record = load_owned_job(ledger, job_id, owner)
+    if record["status"] != JobStatus.succeeded:
+        raise Conflict(f"job `{job_id}` is {record['status']}, it has no outputs")
+    spool = tempfile.SpooledTemporaryFile(max_size=64 * 2**20)  # noqa: SIM115
+    with zipfile.ZipFile(spool, "w", zipfile.ZIP_STORED) as bundle:  # PNGs: already packed
+        for n, key in enumerate(record.get("outputs") or []):
+            bundle.writestr(
+                f"{job_id}-{n}.png", with_retries(lambda key=key: ledger.store.get(key))
+            )
+    size = spool.tell()
+    spool.seek(0)
+    return StreamingResponse(
+        _chunks(spool),
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="job-{job_id}-outputs.zip"',
+            "Content-Length": str(size),
+        },
+    )
+
+
+def _chunks(spool, size: int = 2**20):
+    with spool:
+        while chunk := spool.read(size):
+            yield chunk
+
+
+@router.get(
+    "/{job_id}/inputs/{input_name}",
+    responses={**ERRORS, 200: {"content": {"image/*": {}}, "description": "The image."}},
+    response_class=Response,
+    summary="Download an input image as uploaded (`source`, `mask`, `sources-0`, ...)",
+)
+def get_input(
+    job_id: JobId,
+    input_name: Annotated[str, Path(pattern=r"^[a-z]+(-[0-9]+)?$", description="Input name.")],
+    ledger: LedgerDep,
+    owner: OwnerDep,
+) -> Response:
+    record = load_owned_job(ledger, job_id, owner)
+    inputs = record.get("inputs") or {}
+    name, _, index = input_name.partition("-")
+    key = inputs.get(name)
+    if isinstance(key, list):
+        key = key[int(index)] if index and int(index) < len(key) else None
+    elif index:
+        key = None
+    if not isinstance(key, str):
+        raise NotFound(f"job `{job_id}` has no input `{input_name}`")
+    try:
+        data = with_retries(lambda: ledger.store.get(key))
+    except ObjectNotFound:
+        raise NotFound(f"input `{input_name}` of job `{job_id}` has expired") from None
+    media_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+    return Response(data, media_type=media_type)
+
+
+@router.get(
+    "/{job_id}/previews/{n}/{level}",
+    responses={**ERRORS, 200: {"content": {"image/png": {}}, "description": "The PNG."}},
+    response_class=Response,
+    summary="A finished pyramid level of sample n (jobs submitted with `previews=true`)",
+)
+def get_preview(
+    job_id: JobId,
+    n: Annotated[int, Path(ge=0, description="Sample.")],
+    level: Annotated[int, Path(ge=0, description="Pyramid stage, 0 = coarsest.")],
+    ledger: LedgerDep,
+    owner: OwnerDep,
+) -> Response:
+    record = load_owned_job(ledger, job_id, owner)
+    known = any(p["sample"] == n and p["level"] == level for p in record.get("previews") or [])
+    if not known:
+        raise NotFound(f"job `{job_id}` has no preview of sample {n} at level {level}")
+    key = preview_key(job_id, n, level)
+    try:
+        data = with_retries(lambda: ledger.store.get(key))
+    except ObjectNotFound:
+        raise NotFound(f"the preview `{key}` has expired") from None
+    return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
 
 
 @router.post(

@@ -17,7 +17,7 @@ BOB = {"Authorization": "Bearer bob-key"}
 def test_every_route_with_an_id_is_404_to_another_owner(make_client, settings):
     client = make_client(derive(settings, api_keys="alice-key,bob-key"))
     files = {"source": ("s.png", png(synthetic()), "image/png")}
-    job = submit(client, "generate", files, headers=ALICE).json()
+    job = submit(client, "generate", files, headers=ALICE, previews="true").json()
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as bundle:
         bundle.writestr("a.png", png(synthetic(seed=1)))
@@ -28,7 +28,14 @@ def test_every_route_with_an_id_is_404_to_another_owner(make_client, settings):
         headers=ALICE,
     ).json()
     drain(settings)
-    values = {"job_id": job["id"], "batch_id": batch["id"], "n": "0", "name": "index.html"}
+    values = {
+        "job_id": job["id"],
+        "batch_id": batch["id"],
+        "n": "0",
+        "name": "index.html",
+        "input_name": "source",
+        "level": "0",
+    }
 
     routes = []
     for template, operations in client.app.openapi()["paths"].items():

@@ -1,0 +1,185 @@
+"""`GET /v1/jobs` and `GET /v1/batches`: an owner's work, newest first, page by page.
+
+Each owner has a sorted set of job ids and one of batch ids scored by creation time
+(written when they are created; `gpnn.worker.keys.owner_jobs_key`). A page reads the
+next ids below the cursor, their records, and keeps those matching the filters; ids
+whose records expired are dropped from the index as they are met. A batch's jobs are
+listed through the batch (its `jobs`), not here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from gpnn.core.params import Task
+from gpnn.service.deps import LedgerDep, OwnerDep
+from gpnn.service.errors import InvalidRequest
+from gpnn.service.routes.jobs import ERRORS
+from gpnn.service.schemas import BatchList, BatchPublic, JobList, JobPublic
+from gpnn.worker import keys
+from gpnn.worker.ledger import Ledger, UnknownJob, public_batch, public_job
+from gpnn.worker.status import JobStatus
+
+router = APIRouter(prefix="/v1", tags=["listing"])
+
+# Ids read from an index per request at most (filters that match little end a page early;
+# its `next` goes on from where the reading stopped).
+MAX_SCANNED = 1000
+CHUNK = 100
+CURSOR = re.compile(r"^(\d+)-([0-9a-f]{32})$")
+
+Limit = Annotated[int, Query(ge=1, le=100, description="Items per page.")]
+Cursor = Annotated[
+    str | None, Query(max_length=64, description="`next` of the previous page (opaque).")
+]
+Statuses = Annotated[
+    list[JobStatus] | None, Query(description="Only these statuses (repeat to give several).")
+]
+TaskFilter = Annotated[Task | None, Query(description="Only this application.")]
+After = Annotated[datetime | None, Query(description="Created at or after (ISO 8601).")]
+Before = Annotated[datetime | None, Query(description="Created before (ISO 8601).")]
+
+
+def _position(cursor: str | None, created_before: datetime | None) -> tuple[int, str] | None:
+    """Where a page starts: strictly below this (score, id)."""
+    position = None
+    if cursor:
+        match = CURSOR.match(cursor)
+        if not match:
+            raise InvalidRequest("`cursor`: not a cursor of this API (take `next` of a page)")
+        position = (int(match.group(1)), match.group(2))
+    if created_before is not None:
+        bound = (_ms(created_before), "")  # "" sorts below every id: all of that ms excluded
+        position = bound if position is None or bound < position else position
+    return position
+
+
+def _ms(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise InvalidRequest("created times need a time zone (e.g. 2026-01-31T12:00:00Z)")
+    return round(moment.timestamp() * 1000)
+
+
+def _page(
+    ledger: Ledger,
+    key: str,
+    load: Callable[[str], dict[str, Any] | None],
+    keep: Callable[[dict[str, Any]], bool],
+    limit: int,
+    position: tuple[int, str] | None,
+    since_ms: int | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Up to `limit` kept records below `position`, and the cursor of the next page."""
+    results: list[dict[str, Any]] = []
+    scanned = 0
+    while len(results) < limit and scanned < MAX_SCANNED:
+        chunk = ledger.page_index(key, limit=CHUNK, before=position, since_ms=since_ms)
+        if not chunk:
+            return results, None
+        for item_id, score in chunk:
+            scanned += 1
+            position = (score, item_id)
+            record = load(item_id)
+            if record is None:
+                ledger.redis.zrem(key, item_id)  # expired
+            elif keep(record):
+                results.append(record)
+                if len(results) == limit:
+                    break
+    more = ledger.page_index(key, limit=1, before=position, since_ms=since_ms)
+    return results, f"{position[0]}-{position[1]}" if more and position else None
+
+
+def _next_url(request: Request, cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    url = request.url.include_query_params(cursor=cursor)
+    return f"{url.path}?{url.query}"
+
+
+@router.get("/jobs", response_model=JobList, responses=ERRORS, summary="List your jobs")
+def list_jobs(
+    request: Request,
+    ledger: LedgerDep,
+    owner: OwnerDep,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    status: Statuses = None,
+    task: TaskFilter = None,
+    created_after: After = None,
+    created_before: Before = None,
+) -> JobList:
+    """Your jobs submitted with `POST /v1/jobs`, newest first (a batch's jobs are in the
+    batch's `jobs`). Follow `next` for older ones."""
+
+    def load(job_id: str) -> dict[str, Any] | None:
+        try:
+            return ledger.get_job(job_id)
+        except UnknownJob:
+            return None
+
+    def keep(record: dict[str, Any]) -> bool:
+        return (not status or record["status"] in status) and (
+            task is None or record["task"] == task
+        )
+
+    records, next_cursor = _page(
+        ledger,
+        keys.owner_jobs_key(owner),
+        load,
+        keep,
+        limit,
+        _position(cursor, created_before),
+        _ms(created_after) if created_after else None,
+    )
+    return JobList(
+        results=[JobPublic.model_validate(public_job(r)) for r in records],
+        next=_next_url(request, next_cursor),
+    )
+
+
+@router.get("/batches", response_model=BatchList, responses=ERRORS, summary="List your batches")
+def list_batches(
+    request: Request,
+    ledger: LedgerDep,
+    owner: OwnerDep,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+    status: Statuses = None,
+    task: TaskFilter = None,
+    created_after: After = None,
+    created_before: Before = None,
+) -> BatchList:
+    """Your batches, newest first, with their counters. Follow `next` for older ones."""
+
+    def load(batch_id: str) -> dict[str, Any] | None:
+        try:
+            record = ledger.get_batch(batch_id)
+        except UnknownJob:
+            return None
+        fraction = None
+        if not JobStatus(record["status"]).is_terminal():
+            fraction = ledger.batch_progress(record["job_ids"])
+        return public_batch(record, fraction)
+
+    def keep(batch: dict[str, Any]) -> bool:
+        return (not status or batch["status"] in status) and (task is None or batch["task"] == task)
+
+    batches, next_cursor = _page(
+        ledger,
+        keys.owner_batches_key(owner),
+        load,
+        keep,
+        limit,
+        _position(cursor, created_before),
+        _ms(created_after) if created_after else None,
+    )
+    return BatchList(
+        results=[BatchPublic.model_validate(b) for b in batches],
+        next=_next_url(request, next_cursor),
+    )
