@@ -17,29 +17,18 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import statistics
 import tempfile
 import time
 import zipfile
 from pathlib import Path
 
-import httpx
-
+from gpnn.client import Client
 from gpnn.config import Settings
 from gpnn.core import params_for, read_image, run_task
 from gpnn.service.embedded import run_embedded
 
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "sigd16"
-TERMINAL = ("succeeded", "failed", "canceled")
-
-
-def wait_for(client: httpx.Client, url: str) -> dict:
-    while True:
-        record = client.get(url).json()
-        if record["status"] in TERMINAL:
-            return record
-        time.sleep(0.05)  # a client's polling interval
 
 
 def engine_rate(paths: list[Path], samples: int, mode: str) -> float:
@@ -52,29 +41,25 @@ def engine_rate(paths: list[Path], samples: int, mode: str) -> float:
 
 def service_numbers(paths: list[Path], samples: int, mode: str, workers: int) -> dict:
     folder = tempfile.mkdtemp(prefix="gpnn-bench-")
-    settings = Settings(redis_url=None, store_url=f"file://{folder}/store", workers=workers)
-    params = json.dumps({"mode": mode})
-    source = paths[0].read_bytes()
-    with run_embedded(settings) as base, httpx.Client(base_url=base, timeout=60) as client:
+    settings = Settings(
+        redis_url=None,
+        store_url=f"file://{folder}/store",
+        workers=workers,
+        embedded_redis_dir=None,
+    )
+    params = {"mode": mode}
+    source = {"source": paths[0]}
+    with run_embedded(settings) as base, Client(base) as api:
         latencies = []
         for _ in range(20):
             start = time.perf_counter()
-            answer = client.post(
-                "/v1/jobs",
-                data={"task": "generate", "params": params},
-                files={"source": (paths[0].name, source)},
-            )
+            job = api.submit("generate", source, params=params)
             latencies.append(time.perf_counter() - start)
-            client.post(answer.headers["location"] + "/cancel")
+            api.cancel(job["id"])
 
         start = time.perf_counter()
-        answer = client.post(
-            "/v1/jobs",
-            data={"task": "generate", "params": params},
-            files={"source": (paths[0].name, source)},
-        )
-        job = wait_for(client, answer.headers["location"])
-        client.get(job["outputs"][0]).raise_for_status()
+        job = api.wait(api.submit("generate", source, params=params), poll_s=0.05)
+        api.outputs(job)
         one = time.perf_counter() - start
 
         archive = io.BytesIO()
@@ -82,13 +67,8 @@ def service_numbers(paths: list[Path], samples: int, mode: str, workers: int) ->
             for path in paths:
                 zipped.writestr(path.name, path.read_bytes())
         start = time.perf_counter()
-        answer = client.post(
-            "/v1/batches",
-            data={"task": "generate", "params": params, "samples": str(samples)},
-            files={"archive": ("inputs.zip", archive.getvalue())},
-        )
-        answer.raise_for_status()
-        batch = wait_for(client, answer.headers["location"])
+        batch = api.submit_batch("generate", archive.getvalue(), params=params, samples=samples)
+        batch = api.wait_batch(batch, poll_s=0.05)
         elapsed = time.perf_counter() - start
     return {
         "latency_ms": 1000 * statistics.median(latencies),

@@ -117,8 +117,7 @@ def demo(
 ) -> None:
     """Start the whole service on this machine, run one generation job through its REST
     API, save the samples and stop everything again."""
-    import httpx
-
+    from gpnn.client import Client
     from gpnn.service.embedded import run_embedded
 
     if source is None:
@@ -129,34 +128,29 @@ def demo(
     settings = _settings()
     started = time.monotonic()
     written = []
+
+    def show_progress(record: dict) -> None:
+        progress = record.get("progress") or {}
+        state = (record["status"], progress.get("samples_done"))
+        if state != shown[-1]:
+            say(f"GET /v1/jobs/{record['id']} -> {record['status']} {progress}")
+            shown.append(state)
+
+    shown: list[tuple] = [()]
     try:
-        with run_embedded(settings, workers=1) as base_url, httpx.Client(base_url=base_url) as api:
+        with run_embedded(settings, workers=1) as base_url, Client(base_url) as api:
             say(f"service up at {base_url} (store {settings.store_url})")
-            response = api.post(
-                "/v1/jobs",
-                data={
-                    "task": "generate",
-                    "samples": str(samples),
-                    "params": f'{{"mode": "{mode}"}}',
-                },
-                files={"source": (source.name, source.read_bytes())},
-            )
-            if response.status_code != 202:
-                fail(f"the service refused the job: {response.status_code} {response.text}")
-            job = response.json()
+            say(f"studio: {base_url}/")
+            job = api.submit("generate", {"source": source}, params={"mode": mode}, samples=samples)
             say(f"POST /v1/jobs -> 202, job {job['id']} {job['status']}")
-            job = _wait_for_job(api, job["id"], say)
-            if job["status"] != "succeeded":
-                fail(f"job {job['id']} {job['status']}: {job.get('error')}")
+            job = api.wait(job, on_read=show_progress)
             out.mkdir(parents=True, exist_ok=True)
-            for n in range(samples):
-                image = api.get(f"/v1/jobs/{job['id']}/outputs/{n}", follow_redirects=True)
-                image.raise_for_status()
+            for n, data in enumerate(api.outputs(job)):
                 target = out / f"{source.stem}-generate-{job['params']['seed'] + n}.png"
-                target.write_bytes(image.content)
+                target.write_bytes(data)
                 written.append(str(target))
-                say(f"GET /v1/jobs/{job['id']}/outputs/{n} -> {target}")
-    except (FileNotFoundError, ConnectionError, RuntimeError, httpx.HTTPError) as error:
+                say(f"GET {job['outputs'][n]} -> {target}")
+    except (FileNotFoundError, ConnectionError, RuntimeError, ValueError) as error:
         fail(str(error))
     say(f"done in {time.monotonic() - started:.1f} s; the service has stopped")
     if as_json:
@@ -166,17 +160,3 @@ def demo(
 # SIGD16 image 12 (hot-air balloons, 250x167) from Granot et al.'s benchmark, shipped
 # with the package so that `gpnn demo` works from a bare clone or a wheel.
 DEMO_IMAGE = Path(str(importlib.resources.files("gpnn.core") / "data" / "demo.jpg"))
-
-
-def _wait_for_job(api, job_id: str, say) -> dict:
-    last = None
-    while True:
-        job = api.get(f"/v1/jobs/{job_id}").json()
-        progress = job.get("progress") or {}
-        state = (job["status"], progress.get("samples_done"))
-        if state != last:
-            say(f"GET /v1/jobs/{job_id} -> {job['status']} {progress}")
-            last = state
-        if job["status"] in ("succeeded", "failed", "canceled"):
-            return job
-        time.sleep(0.5)  # polling interval of a client, not synchronisation

@@ -48,7 +48,9 @@ class FakeService:
             return httpx.Response(200, content=encode_png(_image(int(match.group(2)) / 4)))
         self.reads[job["id"]] += 1
         if self.reads[job["id"]] >= self.status_after:
+            outputs = [f"/v1/jobs/{job['id']}/outputs/{n}" for n in range(job["samples"])]
             job.update(status=self.final, timings={"engine_s": 2.5, "total_s": 3.0})
+            job["outputs"] = outputs if self.final == "succeeded" else []
             if self.final == "failed":
                 job["error"] = "worker lost"
         else:
