@@ -94,6 +94,11 @@ class Settings(BaseSettings):
         description="A worker asked to stop (SIGTERM) finishes its running job within this "
         "long, else hands it back to the front of the queue at once.",
     )
+    worker_host: str | None = Field(
+        None,
+        description="Name of this worker's host, stamped on each job it starts (`worker_host` "
+        "in the job's record and the batch manifest); unset: the machine's host name.",
+    )
     worker_health_file: str | None = Field(
         None,
         description="`gpnn worker` writes its pool's health here (JSON) every second; "
