@@ -1,5 +1,11 @@
 """Job and batch records in Redis, and every change of their state.
 
+RECONSTRUCTED (deploy helper, 2026-12-07 00:13 UTC): an uncommitted version of this file
+was truncated by mistake; its visible diff was restored exactly, while `preview_key`,
+`preview_url`, `Ledger.add_preview`, `Ledger.page_index`, the progress event in
+`report_progress` and `previews` in `public_job` were rewritten from their callers and
+tests/service/test_listing_events.py. Compare with your own version, then delete this note.
+
 State changes go only through `Ledger` methods; each one stamps the time,
 refuses to leave a terminal state, keeps the per-state counters of /metrics,
 fires the webhook of a finished job or batch and, for the last job of a batch,
@@ -33,12 +39,18 @@ ANONYMOUS = "anonymous"
 
 JSON_FIELDS = (
     "params", "inputs", "outputs", "progress", "timings", "seeds", "skipped", "estimate",
+    "previews",
 )  # fmt: skip
 
 
 def now_iso() -> str:
     """The current UTC time, ISO 8601."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def time_score(stamp: str) -> int:
+    """Milliseconds since the epoch of an ISO 8601 stamp (the score of the owner indexes)."""
+    return round(datetime.fromisoformat(stamp).timestamp() * 1000)
 
 
 def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
@@ -124,18 +136,22 @@ class Ledger:
     def create_job(self, record: dict[str, Any]) -> None:
         """Save a new job record (status queued) and put it on the queue."""
         job_id = record["id"]
+        created = now_iso()
         fields = {
             **{k: v for k, v in record.items() if v is not None and k not in JSON_FIELDS},
             **{k: json.dumps(record[k]) for k in JSON_FIELDS if k in record},
             "status": JobStatus.queued.value,
-            "created_at": now_iso(),
+            "created_at": created,
             "attempts": 0,
         }
+        owner = record.get("owner", ANONYMOUS)
         with self.redis.pipeline() as pipe:
             pipe.hset(keys.job_key(job_id), mapping=fields)
             pipe.expire(keys.job_key(job_id), defaults.PENDING_RECORD_TTL_S)
+            if not record.get("batch_id"):  # a batch's jobs are listed through their batch
+                pipe.zadd(keys.owner_jobs_key(owner), {job_id: time_score(created)})
             pipe.hincrby(keys.state_counts_key(), JobStatus.queued.value, 1)
-            pipe.hincrby(keys.active_jobs_key(), record.get("owner", ANONYMOUS), 1)
+            pipe.hincrby(keys.active_jobs_key(), owner, 1)
             pipe.execute()
         self.enqueue(job_id)
 
@@ -155,11 +171,12 @@ class Ledger:
     def create_batch(self, record: dict[str, Any], jobs: list[dict[str, Any]]) -> None:
         """Save a batch and its jobs, then queue the jobs (grouped samples per input)."""
         batch_id = record["id"]
+        created = now_iso()
         fields = {
             **{k: v for k, v in record.items() if v is not None and k not in JSON_FIELDS},
             **{k: json.dumps(record[k]) for k in JSON_FIELDS if k in record},
             "status": JobStatus.queued.value,
-            "created_at": now_iso(),
+            "created_at": created,
             "total": len(jobs),
             "done": 0,
             "started": 0,
@@ -168,6 +185,8 @@ class Ledger:
         with self.redis.pipeline() as pipe:
             pipe.hset(keys.batch_key(batch_id), mapping=fields)
             pipe.expire(keys.batch_key(batch_id), defaults.PENDING_RECORD_TTL_S)
+            owner = record.get("owner", ANONYMOUS)
+            pipe.zadd(keys.owner_batches_key(owner), {batch_id: time_score(created)})
             if jobs:
                 pipe.rpush(keys.batch_jobs_key(batch_id), *[j["id"] for j in jobs])
                 pipe.expire(keys.batch_jobs_key(batch_id), defaults.PENDING_RECORD_TTL_S)
@@ -213,6 +232,10 @@ class Ledger:
                         pipe.expire(key, self.settings.result_ttl_s)
                         owner = owner.decode() if owner else ANONYMOUS
                         pipe.hincrby(keys.active_jobs_key(), owner, -1)
+                    pipe.publish(
+                        keys.job_events_channel(job_id),
+                        json.dumps({"type": "status", "status": new.value}),
+                    )
                     pipe.execute()
                     break
                 except WatchError:
@@ -255,7 +278,54 @@ class Ledger:
             raise AttemptSuperseded(job_id)
 
     def report_progress(self, job_id: str, progress: dict[str, Any]) -> None:
-        self.redis.hset(keys.job_key(job_id), "progress", json.dumps(progress))
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(keys.job_key(job_id), "progress", json.dumps(progress))
+            pipe.publish(
+                keys.job_events_channel(job_id),
+                json.dumps({"type": "progress", "progress": progress}),
+            )
+            pipe.execute()
+
+    def add_preview(self, job_id: str, previews: list[dict[str, int]]) -> None:
+        """Record the job's finished level previews; announce the newest one."""
+        latest = previews[-1]
+        preview = {**latest, "url": preview_url(job_id, latest["sample"], latest["level"])}
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(keys.job_key(job_id), "previews", json.dumps(previews))
+            pipe.publish(
+                keys.job_events_channel(job_id), json.dumps({"type": "preview", "preview": preview})
+            )
+            pipe.execute()
+
+    def page_index(
+        self,
+        key: str,
+        *,
+        limit: int,
+        before: tuple[int, str] | None = None,
+        since_ms: int | None = None,
+    ) -> list[tuple[str, int]]:
+        """Up to `limit` (id, score) of an owner index, newest first, strictly after the
+        position `before` (score, id) and not older than `since_ms`."""
+        top = before[0] if before else "+inf"
+        bottom = since_ms if since_ms is not None else "-inf"
+        found: list[tuple[str, int]] = []
+        offset = 0
+        while len(found) < limit:
+            rows = self.redis.zrevrangebyscore(
+                key, top, bottom, start=offset, num=limit, withscores=True
+            )
+            if not rows:
+                break
+            offset += len(rows)
+            for member, score in rows:
+                item = (member.decode(), int(score))
+                if before and item[1] == before[0] and item[0] >= before[1]:
+                    continue
+                found.append(item)
+                if len(found) == limit:
+                    break
+        return found
 
     def succeed(
         self, job_id: str, outputs: list[str], timings: dict[str, float], *, lease: str
@@ -476,6 +546,16 @@ class Ledger:
             pipe.execute()
 
 
+def preview_key(job_id: str, sample: int, level: int) -> str:
+    """Store key of the preview of `level` of sample `sample` (under the job's folder)."""
+    return f"jobs/{job_id}/{defaults.PREVIEW_FOLDER}/{sample}-{level}.png"
+
+
+def preview_url(job_id: str, sample: int, level: int) -> str:
+    """Where the API serves that preview (relative to the API's base URL)."""
+    return f"/v1/jobs/{job_id}/previews/{sample}/{level}"
+
+
 def output_url(job_id: str, n: int) -> str:
     """Where the API serves output `n` of a job (relative to the API's base URL)."""
     return f"/v1/jobs/{job_id}/outputs/{n}"
@@ -500,6 +580,10 @@ def public_job(record: dict[str, Any]) -> dict[str, Any]:
         "error": record.get("error") if record["status"] != JobStatus.succeeded else None,
         "batch_id": record.get("batch_id"),
         "outputs": [output_url(job_id, n) for n in range(len(outputs))],
+        "previews": [
+            {**p, "url": preview_url(job_id, p["sample"], p["level"])}
+            for p in record.get("previews") or []
+        ],
         "timings": record.get("timings"),
         "estimate": record.get("estimate"),
     }
