@@ -15,6 +15,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from gpnn.core.device import DEVICES
 from gpnn.core.params import CommonParams, SearchMode
 
 MIB = 1024 * 1024
@@ -153,6 +154,13 @@ class Settings(BaseSettings):
     webhook_retries: int = Field(5, ge=0, le=20, description="Retries of a failed delivery.")
     webhook_timeout_s: float = Field(5.0, gt=0, description="Timeout of one delivery.")
     webhook_backoff_s: float = Field(1.0, ge=0, description="First retry delay (doubles).")
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        if value not in DEVICES:
+            raise ValueError(f"must be one of {', '.join(DEVICES)}; got {value!r}")
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod
