@@ -7,12 +7,22 @@ import math
 import numpy as np
 import pytest
 
+from gpnn.core import device
 from gpnn.core.search import normalized_nn
 
-pytestmark = pytest.mark.gpu  # run with `pytest -m gpu` on a machine with a GPU
+# Run with `pytest -m gpu` on a machine with a GPU; elsewhere they skip with the reason.
+NO_FAISS_GPU = "FAISS sees no GPU (CPU-only build installed, or no GPU or driver)"
+NO_GPU = "no GPU backend: FAISS sees no GPU and PyTorch sees no CUDA device"
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(
+        device.faiss_gpus() == 0 and not device.torch_cuda_available(), reason=NO_GPU
+    ),
+]
 
 
 @pytest.mark.parametrize("alpha", [math.inf, 5e-3])
+@pytest.mark.skipif(device.faiss_gpus() == 0, reason=NO_FAISS_GPU)
 def test_faiss_gpu_matches_cpu(alpha):
     from gpnn.core.gpu_search import FaissGpuKeys
 

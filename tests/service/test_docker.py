@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,15 @@ FIELDS = {f"GPNN_{name.upper()}" for name in Settings.model_fields} | {"REDIS_UR
 def test_dockerfiles_copy_existing_paths_and_run_gpnn_commands(name):
     text = (DOCKER / name).read_text()
     assert re.search(r"^FROM \S+", text, re.M)
-    for source in re.findall(r"^COPY (\S+) ", text, re.M):
+    copied = re.findall(r"^COPY (?!--from=)(\S+) ", text, re.M)
+    for source in copied:
         assert (ROOT / source).exists(), f"{name} copies missing {source}"
+    # `pip install .` needs every package folder pyproject.toml names.
+    package_dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-dir"
+    ]
+    missing = set(package_dirs.values()) - set(copied)
+    assert not missing, f"{name} does not copy {sorted(missing)}"
     command = re.search(r'^CMD \["gpnn", "(\w+)"', text, re.M).group(1)
     from gpnn.cli import app
 
