@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml
 dev: $(VENV)/.dev-installed  ## What the tests and benches need, the torch backend included.
 
 $(VENV)/.dev-installed: $(VENV)/.installed
+	command -v chromium || { apt-get update && apt-get install -y chromium chromium-driver; }  # browser tests
 	$(BIN)/pip install --quiet -e '.[dev,s3,torch]' '$(TORCH)'
 	touch $@
 

@@ -141,6 +141,7 @@ def demo(
         with run_embedded(settings, workers=1) as base_url, Client(base_url) as api:
             say(f"service up at {base_url} (store {settings.store_url})")
             say(f"studio: {base_url}/")
+            say(f"studio: {base_url}/")
             job = api.submit("generate", {"source": source}, params={"mode": mode}, samples=samples)
             say(f"POST /v1/jobs -> 202, job {job['id']} {job['status']}")
             job = api.wait(job, on_read=show_progress)

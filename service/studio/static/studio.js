@@ -231,24 +231,30 @@ drop.addEventListener("drop", (e) => {
 (function painter() {
   const canvas = $("mask-canvas");
   const context = canvas.getContext("2d");
-  let drawing = false;
+  let last = null;
   function point(e) {
     const box = canvas.getBoundingClientRect();
     return [(e.clientX - box.left) * canvas.width / box.width, (e.clientY - box.top) * canvas.height / box.height];
   }
+  // A round-capped line from the last point: the stroke has no gaps between events.
   function dab(e) {
     const [x, y] = point(e);
-    const r = Number($("brush").value) * canvas.width / canvas.getBoundingClientRect().width / 2;
-    context.fillStyle = "rgb(255, 0, 0)";
+    const r = Math.max(1, Number($("brush").value) * canvas.width / canvas.getBoundingClientRect().width / 2);
+    const [x0, y0] = last || [x, y];
+    context.strokeStyle = "rgb(255, 0, 0)";
+    context.lineWidth = 2 * r;
+    context.lineCap = "round";
     context.beginPath();
-    context.arc(x, y, Math.max(r, 1), 0, 2 * Math.PI);
-    context.fill();
+    context.moveTo(x0, y0);
+    context.lineTo(x, y);
+    context.stroke();
+    last = [x, y];
     const h = state.hole || [y - r, x - r, y + r, x + r];
     state.hole = [Math.min(h[0], y - r), Math.min(h[1], x - r), Math.max(h[2], y + r), Math.max(h[3], x + r)];
   }
-  canvas.addEventListener("pointerdown", (e) => { drawing = true; canvas.setPointerCapture(e.pointerId); dab(e); });
-  canvas.addEventListener("pointermove", (e) => drawing && dab(e));
-  const stop = () => { if (drawing) { drawing = false; planJob(); } };
+  canvas.addEventListener("pointerdown", (e) => { last = null; canvas.setPointerCapture(e.pointerId); dab(e); });
+  canvas.addEventListener("pointermove", (e) => last && dab(e));
+  const stop = () => { if (last) { last = null; planJob(); } };
   canvas.addEventListener("pointerup", stop);
   canvas.addEventListener("pointercancel", stop);
   $("clear-mask").addEventListener("click", () => {
@@ -285,7 +291,7 @@ function planJob() {
     if (!state.size) { $("plan").textContent = ""; return; }
     const [height, width] = state.size;
     const hole = state.hole ? [Math.round(state.hole[2] - state.hole[0]), Math.round(state.hole[3] - state.hole[1])] : null;
-    $("source-info").textContent = `${width} x ${height} px (${(width * height / 1e6).toFixed(2)} MP)`;
+    $("source-info").textContent = `${width} x ${height} px (${(width * height / 1e6).toFixed(3)} MP)`;
     try {
       const body = { task: $("task").value, params: collectParams(), samples: Number($("samples").value) || 1, height, width, hole };
       const plan = await (await api("/studio/plan", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })).json();

@@ -1,0 +1,253 @@
+"""The studio in a real browser: headless Chromium (Debian's `chromium` and
+`chromium-driver`) driven by Selenium against a real service (`run_embedded`: its own
+redis-server, a worker process, the API on a port), with two API keys.
+
+One service and one browser serve the module's tests. Screenshots go to the test's
+folder, and to `$GPNN_STUDIO_SCREENSHOTS` when set (docs/images holds some).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+
+from gpnn.config import Settings
+
+from .conftest import CHEAP, png, synthetic, wait_until
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+ALICE, BOB = "alice-key", "bob-key"
+CHEAP_FORM = {"patch_size": "5", "depth": "2", "iterations": "1", "coarsest_iterations": "1"}
+
+pytestmark = pytest.mark.skipif(
+    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+    reason="needs Debian's chromium and chromium-driver (make dev installs them)",
+)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("studio")
+
+
+@pytest.fixture(scope="module")
+def service(folder):
+    from gpnn.service.embedded import run_embedded
+
+    settings = Settings(
+        redis_url=None,
+        store_url=f"file://{folder}/store",
+        workers=1,
+        api_keys=f"{ALICE},{BOB}",
+        embedded_redis_dir=None,
+    )
+    with run_embedded(settings) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="module")
+def browser(folder):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1200,1500",
+        f"--user-data-dir={folder / 'profile'}",
+    ):
+        options.add_argument(flag)
+    downloads = folder / "downloads"
+    downloads.mkdir()
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+    )
+    # The driver's path is given: Selenium Manager downloads nothing.
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    driver.downloads = downloads
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def picture(folder) -> Path:
+    path = folder / "photo.png"
+    path.write_bytes(png(synthetic(48, 64)))
+    return path
+
+
+def screenshot(driver, folder: Path, name: str) -> None:
+    driver.save_screenshot(str(folder / name))
+    target = os.environ.get("GPNN_STUDIO_SCREENSHOTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(folder / name, Path(target) / name)
+
+
+def by_css(driver, selector: str):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def use_key(driver, key: str) -> None:
+    field = by_css(driver, "#key")[0]
+    field.clear()
+    field.send_keys(key)
+    by_css(driver, "#key-form button")[0].click()
+    wait_until(lambda: "accepted" in by_css(driver, "#key-state")[0].text, 10, "the key")
+
+
+def fill(driver, values: dict[str, str]) -> None:
+    for name, value in values.items():
+        field = by_css(driver, f'#params [name="{name}"]')[0]
+        field.clear()
+        field.send_keys(value)
+
+
+def loaded_images(driver, selector: str) -> int:
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])]"
+        ".filter(i => i.complete && i.naturalWidth > 0).length",
+        selector,
+    )
+
+
+def job_id(driver) -> str:
+    return wait_until(lambda: by_css(driver, "#job-id")[0].text, 10, "the job id")
+
+
+def finished(driver) -> str:
+    """The job's final status; fails at once with the page's error if it shows one."""
+
+    def ended():
+        error = by_css(driver, "#form-error")[0]
+        assert not error.is_displayed(), error.text
+        status = by_css(driver, "#job-status")[0].text
+        return status in ("succeeded", "failed") and status
+
+    return wait_until(ended, 90, "the job to end", every_s=0.2)
+
+
+def test_generate_through_the_page(browser, service, picture, folder):
+    browser.get(service + "/")
+    # The service needs a key: the page says so and shows nothing else's work.
+    wait_until(lambda: "needs an API key" in by_css(browser, "#key-error")[0].text, 10, "ask")
+    use_key(browser, ALICE)
+    by_css(browser, "#source")[0].send_keys(str(picture))
+    wait_until(lambda: "64 x 48 px" in by_css(browser, "#source-info")[0].text, 10, "the size")
+    fill(browser, CHEAP_FORM)
+    samples = by_css(browser, "#samples")[0]
+    samples.clear()
+    samples.send_keys("2")
+    wait_until(lambda: "3 levels (depth 2" in by_css(browser, "#plan")[0].text, 10, "the plan")
+    screenshot(browser, folder, "studio-form.png")
+    by_css(browser, "#run")[0].click()
+
+    assert finished(browser) == "succeeded"
+    # Every level of both samples was previewed while it ran (streamed, then kept).
+    wait_until(lambda: loaded_images(browser, "#job-previews img") == 6, 20, "6 previews")
+    wait_until(lambda: loaded_images(browser, "#job-results img") == 3, 20, "source + 2 samples")
+    captions = [c.text for c in by_css(browser, "#job-results figcaption")]
+    assert captions[0].startswith("source") and captions[1].startswith("sample 0 (seed 0)")
+    screenshot(browser, folder, "studio-generate.png")
+
+    by_css(browser, "#job-results a.download")[0].click()
+    identifier = job_id(browser)
+    saved = wait_until(
+        lambda: [p for p in browser.downloads.glob("*.png") if p.stat().st_size], 20, "download"
+    )
+    assert saved[0].name == f"{identifier}-0.png"
+    image = cv2.imread(str(saved[0]))
+    assert image.shape == (48, 64, 3)
+    # The list shows the job, with its thumbnail.
+    wait_until(lambda: by_css(browser, f'#list tr[data-id="{identifier}"]'), 10, "listed")
+
+
+def test_inpaint_with_a_painted_mask(browser, service, picture, folder):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(service + "/")
+    use_key(browser, ALICE)
+    Select(by_css(browser, "#task")[0]).select_by_value("inpaint")
+    by_css(browser, "#source")[0].send_keys(str(picture))
+    canvas = wait_until(
+        lambda: [c for c in by_css(browser, "#mask-canvas") if c.is_displayed()], 10, "canvas"
+    )[0]
+    fill(browser, {**CHEAP_FORM, "depth": "1"})
+    # A stroke through the middle, in three pointer events (64 px shown at 384 px: x6).
+    ActionChains(browser).move_to_element_with_offset(
+        canvas, -60, 0
+    ).click_and_hold().move_by_offset(40, 0).move_by_offset(40, 0).release().perform()
+    screenshot(browser, folder, "studio-inpaint-painted.png")
+    by_css(browser, "#run")[0].click()
+    assert finished(browser) == "succeeded"
+    wait_until(lambda: loaded_images(browser, "#job-results img") == 2, 20, "source + sample")
+    browser.execute_script("document.getElementById('job').scrollIntoView()")
+    screenshot(browser, folder, "studio-inpaint.png")
+
+    # The mask the page sent: white along the stroke, black elsewhere.
+    identifier = job_id(browser)
+    answer = httpx.get(f"{service}/v1/jobs/{identifier}/inputs/mask", headers={"X-API-Key": ALICE})
+    assert answer.status_code == 200
+    mask = cv2.imdecode(np.frombuffer(answer.content, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert mask.shape == (48, 64)
+    rows, cols = np.nonzero(mask == 255)
+    assert set(np.unique(mask)) == {0, 255}
+    assert cols.max() - cols.min() >= 12 and rows.max() - rows.min() <= 8  # a horizontal band
+    assert mask[:4].max() == 0 and mask[-4:].max() == 0  # nothing far from it
+    job = httpx.get(f"{service}/v1/jobs/{identifier}", headers={"X-API-Key": ALICE}).json()
+    assert job["task"] == "inpaint" and job["status"] == "succeeded"
+
+
+def test_bad_input_and_a_second_owner(browser, service, picture, folder):
+    browser.get(service + "/")
+    alices = httpx.post(
+        f"{service}/v1/jobs",
+        data={"task": "generate", "params": json.dumps(CHEAP)},
+        files={"source": ("p.png", picture.read_bytes())},
+        headers={"X-API-Key": ALICE},
+    ).json()["id"]
+    use_key(browser, ALICE)
+    wait_until(lambda: by_css(browser, f'#list tr[data-id="{alices}"]'), 10, "Alice's job")
+
+    # Bad input: the page shows the API's own message.
+    by_css(browser, "#source")[0].send_keys(str(picture))
+    fill(browser, {"patch_size": "4"})
+    by_css(browser, "#run")[0].click()
+    expected = httpx.post(
+        f"{service}/v1/jobs",
+        data={"task": "generate", "params": '{"patch_size": 4}'},
+        files={"source": ("p.png", picture.read_bytes())},
+        headers={"X-API-Key": ALICE},
+    ).json()["detail"]
+    wait_until(lambda: by_css(browser, "#form-error")[0].text == expected, 10, expected)
+
+    use_key(browser, BOB)
+    wait_until(lambda: "nothing yet" in by_css(browser, "#list")[0].text, 10, "an empty list")
+    assert by_css(browser, "#list tr.item") == []
+    assert alices not in browser.page_source
+    screenshot(browser, folder, "studio-second-owner.png")
