@@ -50,6 +50,8 @@ import httpx
 import numpy as np
 from redis import Redis
 
+from gpnn.worker.runner import THREAD_VARIABLES
+
 VENV_BIN = Path(sys.executable).parent
 GPNN = str(VENV_BIN / "gpnn")
 REDIS_SERVER = shutil.which("redis-server", path=str(VENV_BIN)) or shutil.which("redis-server")
@@ -280,9 +282,14 @@ class Cluster:
             lambda: self.http.get("/readyz").status_code == 200, 90, "the API and the S3 store"
         )
 
-    def add_workers(self, name: str, processes: int) -> subprocess.Popen:
+    def add_workers(self, name: str, processes: int, threads: int | None = None):
+        """A worker host running `gpnn worker -n processes`; `threads`: the OpenMP/BLAS
+        threads of each worker (default: the supervisor's share of this host's cores, which
+        oversubscribes the cores when several hosts share one machine)."""
         self.net.add_host(name)
         env = {**self.env, "GPNN_WORKER_HOST": name, "GPNN_WORKERS": str(processes)}
+        if threads is not None:
+            env |= {name: str(threads) for name in THREAD_VARIABLES}
         worker = self.net.run(
             name, [GPNN, "worker", "-n", str(processes)], env, self.folder / f"{name}.log"
         )
@@ -377,8 +384,9 @@ def _settings_values(env: dict[str, str]) -> dict[str, str]:
 
 def run_fault(cluster: Cluster, jobs: int, processes: int, timeout_s: float = 120) -> dict:
     """Two worker hosts; mid-batch `w1` is cut off and `w3` joins. The audit, timed."""
-    cluster.add_workers("w1", processes)
-    cluster.add_workers("w2", processes)
+    threads = max(1, (os.cpu_count() or 1) // (2 * processes))
+    cluster.add_workers("w1", processes, threads)
+    cluster.add_workers("w2", processes, threads)
     cluster.wait_for_workers(2 * processes)
     batch = cluster.submit_batch(jobs)
     start = time.monotonic()
@@ -387,7 +395,7 @@ def run_fault(cluster: Cluster, jobs: int, processes: int, timeout_s: float = 12
     killed = cluster.net.cut_off("w1")
     cut_at = time.monotonic()
     cut_at_iso = datetime.now(UTC).isoformat()
-    cluster.add_workers("w3", processes)
+    cluster.add_workers("w3", processes, threads)
     cluster.wait_for_batch(batch["id"], timeout_s)
     finished = time.monotonic()
     audit = cluster.audit(batch["id"])
@@ -406,8 +414,9 @@ def run_throughput(folder: Path, jobs: int, hosts: int, processes: int) -> float
     cluster = Cluster(folder)
     try:
         share = [processes // hosts + (i < processes % hosts) for i in range(hosts)]
+        threads = max(1, (os.cpu_count() or 1) // processes)  # as on one host
         for i, count in enumerate(share):
-            cluster.add_workers(f"w{i + 1}", count)
+            cluster.add_workers(f"w{i + 1}", count, threads)
         cluster.wait_for_workers(processes)
         batch = cluster.submit_batch(jobs)
         start = time.monotonic()
