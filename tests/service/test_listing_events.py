@@ -167,6 +167,8 @@ def test_studio_page_and_plan(client, settings):
     assert generate["alpha"]["default"] == "Infinity"
     assert set(config["tasks"]) == {"generate", "retarget", "analogy", "inpaint", "collage", "edit"}
     assert config["tasks"]["inpaint"]["inputs"] == ["source", "mask"]
+    assert "color" in config["tasks"]["inpaint"]["schema"]["properties"]
+    assert config["tasks"]["retarget"]["schema"]["properties"]["ratio"]["default"] == 0.8
     for asset in ("studio.js", "studio.css"):
         assert client.get(f"/studio/static/{asset}").status_code == 200
 

@@ -158,7 +158,7 @@ def test_generate_through_the_page(browser, service, picture, folder):
     use_key(browser, ALICE)
     by_css(browser, "#source")[0].send_keys(str(picture))
     wait_until(lambda: "64 x 48 px" in by_css(browser, "#source-info")[0].text, 10, "the size")
-    fill(browser, CHEAP_FORM)
+    fill(browser, {**CHEAP_FORM, "iterations": "3"})
     samples = by_css(browser, "#samples")[0]
     samples.clear()
     samples.send_keys("2")
@@ -169,6 +169,7 @@ def test_generate_through_the_page(browser, service, picture, folder):
     assert finished(browser) == "succeeded"
     # Every level of both samples was previewed while it ran (streamed, then kept).
     wait_until(lambda: loaded_images(browser, "#job-previews img") == 6, 20, "6 previews")
+    assert by_css(browser, '#job-previews img[data-via="event"]')  # some came while it ran
     wait_until(lambda: loaded_images(browser, "#job-results img") == 3, 20, "source + 2 samples")
     captions = [c.text for c in by_css(browser, "#job-results figcaption")]
     assert captions[0].startswith("source") and captions[1].startswith("sample 0 (seed 0)")

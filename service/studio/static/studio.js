@@ -379,12 +379,13 @@ function previewRow(sample) {
   return row;
 }
 
-function addPreview(preview) {
+function addPreview(preview, via) {
   const row = previewRow(preview.sample);
   if (row.querySelector(`[data-level="${preview.level}"]`)) return;
   const image = document.createElement("img");
   image.src = preview.url;
   image.dataset.level = preview.level;
+  image.dataset.via = via; // "event": streamed while the job ran
   image.className = "preview";
   image.title = `sample ${preview.sample}, level ${preview.level + 1} of ${preview.levels}`;
   image.alt = image.title;
@@ -400,7 +401,7 @@ function renderJob(job) {
   status.className = `status ${job.status}`;
   $("job-cancel").hidden = TERMINAL.includes(job.status);
   show("job-error", job.status === "failed" || job.status === "canceled" ? job.error || job.status : "");
-  for (const preview of job.previews || []) addPreview(preview);
+  for (const preview of job.previews || []) addPreview(preview, "job");
   renderProgress(job.progress, job);
   const results = $("job-results");
   if (job.status === "succeeded" && !results.dataset.done) {
@@ -443,7 +444,7 @@ function openJob(job) {
   state.events = events;
   events.addEventListener("job", (e) => renderJob(JSON.parse(e.data)));
   events.addEventListener("progress", (e) => { if (state.job) { state.job.progress = JSON.parse(e.data); renderProgress(state.job.progress, state.job); } });
-  events.addEventListener("preview", (e) => addPreview(JSON.parse(e.data)));
+  events.addEventListener("preview", (e) => addPreview(JSON.parse(e.data), "event"));
   events.addEventListener("done", () => { events.close(); loadList(); });
   events.onerror = () => { if (events.readyState === EventSource.CLOSED) show("job-error", "lost the event stream; reload the job from the list"); };
 }
