@@ -78,6 +78,27 @@ def _sigma(default: float) -> Any:
     )
 
 
+def _noise_rounds(default: int, minimum: int, what: str) -> Any:
+    return Field(
+        default,
+        ge=minimum,
+        le=20,
+        description="Noisy PNN steps at the coarsest level, each with fresh noise and "
+        f"displaced patches (`min_shift`): {what}",
+    )
+
+
+def _min_shift(default: int) -> Any:
+    return Field(
+        default,
+        ge=0,
+        le=8,
+        description="In every noisy round each coarsest patch takes a source "
+        "patch at least this many pixels from its own place, so that no sample keeps the "
+        "input's layout; 0: plain nearest neighbour.",
+    )
+
+
 def _size(axis: str) -> Any:
     return Field(None, ge=8, le=8192, description=f"Output {axis} in pixels; unset: the input's.")
 
@@ -144,22 +165,13 @@ class GenerateParams(CommonParams):
 
     task: Literal[Task.generate] = Task.generate
     sigma: float = _sigma(0.75)
-    noise_rounds: int = Field(
+    noise_rounds: int = _noise_rounds(
         5,
-        ge=1,
-        le=20,
-        description="Noisy PNN steps that start a sample at the coarsest level, each with "
-        "fresh noise: a random walk of the layout away from the source's, different for "
-        "every seed; 1: the paper's single step, which hands some images back unchanged.",
+        1,
+        "a random walk of the layout away from the source's, different for every seed; "
+        "1: the paper's single step, which hands some images back unchanged.",
     )
-    min_shift: int = Field(
-        2,
-        ge=0,
-        le=8,
-        description="In every noisy round each coarsest patch takes a source "
-        "patch at least this many pixels from its own place, so that no sample keeps the "
-        "input's layout; 0: plain nearest neighbour.",
-    )
+    min_shift: int = _min_shift(2)
 
     @property
     def seeded(self) -> bool:
@@ -227,6 +239,18 @@ class CollageParams(CommonParams):
     height: int | None = _size("height")
     width: int | None = _size("width")
     step: float = _step()
+    sigma: float = _sigma(0.3)
+    noise_rounds: int = _noise_rounds(
+        2,
+        0,
+        "patches cross the junctions of the sources, so they merge instead of meeting "
+        "at a straight seam; 0: the plain concatenation (the paper's guess).",
+    )
+    min_shift: int = _min_shift(2)
+
+    @property
+    def seeded(self) -> bool:
+        return self.sigma > 0 and self.noise_rounds > 0
 
 
 class EditParams(CommonParams):

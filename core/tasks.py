@@ -7,7 +7,7 @@ built once per call and shared by all samples.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -92,15 +92,7 @@ def generate(
     pyramid = _pyramid(source, params, depth, "source")
     stages = _stages([pyramid], params, device, [level.shape[:2] for level in pyramid])
     coarsest = pyramid[-1]
-    step = DisplacedStep(coarsest, patch_size=p, alpha=params.alpha, min_shift=params.min_shift)
-
-    def initial_guess(rng: np.random.Generator) -> np.ndarray:
-        guess = coarsest
-        for _ in range(params.noise_rounds):
-            guess = step(guess + _noise(rng, params.sigma, coarsest.shape))
-        return guess
-
-    return _sample_all(params, samples, progress, stages, initial_guess)
+    return _sample_all(params, samples, progress, stages, _noisy_rounds(coarsest, params))
 
 
 def retarget(
@@ -206,8 +198,12 @@ def collage(
 ) -> list[np.ndarray]:
     """Merge `sources` into one coherent image holding patches of all of them.
 
-    The sources are scaled to a common height and concatenated left to right;
-    that is the initial guess. Keys and values come from every source, alpha is
+    The sources are scaled to a common height and concatenated left to right.
+    At the coarsest level that concatenation goes through `noise_rounds` noisy PNN
+    steps with displaced patches (as a generation's start, with less noise), so
+    patches cross the junctions and the sources merge instead of meeting at a
+    straight seam (the plain concatenation is a fixed point of PNN: every patch
+    is its own best match). Keys and values come from every source, alpha is
     small (completeness) and a different output size is reached gradually.
     """
     params = _resolve(Task.collage, params, overrides, samples)
@@ -229,8 +225,8 @@ def collage(
     output_shapes = _output_shapes(target, params, depth, "collage size")
     start = level_shape(joined.shape[:2], params.ratio, depth)
     stages = _stages(pyramids, params, device, output_shapes, start=start)
-    guess = resize(joined, start)
-    return _sample_all(params, samples, progress, stages, lambda rng: guess)
+    guess = _noisy_rounds(resize(joined, start), params)
+    return _sample_all(params, samples, progress, stages, guess)
 
 
 def edit(
@@ -407,6 +403,22 @@ def _stages(
         Stage(levels[n], output_shapes[n], params.iterations) for n in range(depth - 1, -1, -1)
     ]
     return stages
+
+
+def _noisy_rounds(start: np.ndarray, params: Any) -> Callable[[np.random.Generator], np.ndarray]:
+    """The initial guess of a sample: `params.noise_rounds` PNN steps on `start`, each
+    after fresh N(0, sigma^2) noise, with every patch displaced by at least `min_shift`
+    (`pnn.DisplacedStep`, keys = values = `start`)."""
+    p = params.patch_size
+    step = DisplacedStep(start, patch_size=p, alpha=params.alpha, min_shift=params.min_shift)
+
+    def initial_guess(rng: np.random.Generator) -> np.ndarray:
+        guess = start
+        for _ in range(params.noise_rounds):
+            guess = step(guess + _noise(rng, params.sigma, start.shape))
+        return guess
+
+    return initial_guess
 
 
 def _noise(rng: np.random.Generator, sigma: float, shape: tuple[int, ...]) -> np.ndarray:

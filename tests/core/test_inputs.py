@@ -187,7 +187,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, image_file, args, messag
         ("retarget", ("source",), {"width": 40}),
         ("analogy", ("source", "structure"), {}),
         ("inpaint", ("source",), {"color": (0, 255, 0)}),
-        ("collage", ("sources",), {}),
+        ("collage", ("sources",), {"noise_rounds": 0}),
         ("edit", ("source", "edited"), {}),
         ("generate", ("source",), {"sigma": 0.0}),
     ],
