@@ -1,11 +1,5 @@
 """Job and batch records in Redis, and every change of their state.
 
-RECONSTRUCTED (deploy helper, 2026-12-07 00:13 UTC): an uncommitted version of this file
-was truncated by mistake; its visible diff was restored exactly, while `preview_key`,
-`preview_url`, `Ledger.add_preview`, `Ledger.page_index`, the progress event in
-`report_progress` and `previews` in `public_job` were rewritten from their callers and
-tests/service/test_listing_events.py. Compare with your own version, then delete this note.
-
 State changes go only through `Ledger` methods; each one stamps the time,
 refuses to leave a terminal state, keeps the per-state counters of /metrics,
 fires the webhook of a finished job or batch and, for the last job of a batch,
