@@ -201,7 +201,7 @@ class AnalogyParams(CommonParams):
 
     task: Literal[Task.analogy] = Task.analogy
     alpha: float = _alpha(5e-3)
-    depth: int | None = _depth(5)
+    depth: int | None = _depth(None)
     coarsest_iterations: int = _coarsest_iterations(10)
     refine: bool = Field(True, description="Downscale the output and run GPNN once more.")
 

@@ -7,9 +7,11 @@ built once per call and shared by all samples.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import cv2
 import numpy as np
 
 from gpnn.core.imageio import as_image, check_same_size
@@ -139,8 +141,7 @@ def analogy(
     params = _resolve(Task.analogy, params, overrides, samples)
     source = as_image(source, "source")
     structure = as_image(structure, "structure")
-    extent = min(*source.shape[:2], *structure.shape[:2])
-    depth = _depth(params, depth_for(extent, 4 * params.patch_size, params.ratio))
+    depth = _depth(params, _object_depth(structure, params))
     pyramid = _pyramid(source, params, depth, "source")
     output_shapes = _output_shapes(structure.shape[:2], params, depth, "structure")
     stages = _stages([pyramid], params, device, output_shapes)
@@ -322,6 +323,34 @@ def _hole(source: np.ndarray, mask: Any, color: tuple[int, int, int] | None) -> 
     if hole.all():
         raise ValueError("the hole covers the whole image: nothing is left to copy from")
     return hole
+
+
+# The authors' analogy depth; an analogy goes shallower only for small objects.
+ANALOGY_DEPTH = 5
+
+
+def _object_depth(structure: np.ndarray, params: CommonParams) -> int:
+    """The analogy's depth from the size of the structure's objects (paper section 4:
+    "N may change between pairs of images according to the change in object sizes").
+
+    The objects are the connected regions of the minority class of the structure's
+    Otsu threshold, specks smaller than a patch left out; the depth is the largest that
+    keeps their median longer side at least one patch at the coarsest level, at most
+    `ANALOGY_DEPTH`. Deeper, a small object shrinks below a patch, cannot steer the
+    coarsest layout and comes back as a smear or not at all.
+    """
+    grey = np.round(structure.mean(axis=2) * 255).astype(np.uint8)
+    _, marked = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    objects = marked if marked.mean() <= 0.5 else 1 - marked
+    _, _, stats, _ = cv2.connectedComponentsWithStats(objects, connectivity=8)
+    sides = stats[1:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]].max(axis=1)
+    sides = sides[sides >= params.patch_size]
+    if len(sides) == 0:
+        return ANALOGY_DEPTH
+    keeps_a_patch = math.floor(
+        math.log(params.patch_size / float(np.median(sides))) / math.log(params.ratio)
+    )
+    return max(0, min(ANALOGY_DEPTH, keeps_a_patch))
 
 
 def _depth(params: CommonParams, default: int) -> int:

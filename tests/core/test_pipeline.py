@@ -194,3 +194,33 @@ def test_a_collage_merges_its_sources_instead_of_a_straight_seam(make_scene):
     # The plain concatenation comes back unchanged: a seam of patches found in no source.
     assert seams[0] > 1.5 * seams[2], seams
     assert not np.array_equal(*outs)  # with noise, each seed merges differently
+
+
+def _blobs(shape, background, blobs, rng=None):
+    image = np.empty((*shape, 3), np.float32)
+    image[:] = background
+    if rng is not None:
+        image += 0.04 * rng.standard_normal(image.shape).astype(np.float32)
+    for cy, cx, ry, rx in blobs:
+        yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+        image[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = 0.05
+    return np.clip(image, 0, 1)
+
+
+def test_an_analogy_of_small_objects_puts_an_object_on_each(make_scene):
+    """Small objects vanish below a patch at the authors' fixed depth 5 and come back as
+    smears; the depth from the objects' size keeps each one (paper section 4)."""
+    rng = np.random.default_rng(0)
+    places = [(int(y), int(x), 3, 5) for y, x in rng.uniform((10, 12), (118, 148), (10, 2))]
+    source = _blobs((128, 160), (0.95, 0.6, 0.2), places, rng)
+    targets = [(25, 30, 3, 5), (40, 120, 3, 5), (90, 50, 3, 5), (100, 130, 3, 5)]
+    structure = _blobs((128, 160), (0.95, 0.6, 0.2), targets)
+    wanted = structure.mean(axis=2) < 0.3
+
+    def overlap(depth):
+        out = analogy(source, structure, depth=depth, patch_size=5)[0]
+        found = out.mean(axis=2) < 0.3
+        return (found & wanted).sum() / (found | wanted).sum()
+
+    chosen, fixed = overlap(None), overlap(5)
+    assert chosen > 0.5 and chosen > fixed + 0.1, (chosen, fixed)
