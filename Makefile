@@ -19,6 +19,7 @@ dev: $(VENV)/.dev-installed  ## What the tests and benches need, the torch backe
 
 $(VENV)/.dev-installed: $(VENV)/.installed
 	command -v chromium || { apt-get update && apt-get install -y chromium chromium-driver; }  # browser tests
+	command -v ip || { apt-get update && apt-get install -y iproute2; }  # network-namespace hosts
 	$(BIN)/pip install --quiet -e '.[dev,s3,torch]' '$(TORCH)'
 	touch $@
 
