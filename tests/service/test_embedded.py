@@ -44,7 +44,9 @@ def test_gpnn_serve_runs_everything_and_stops_cleanly(tmp_path):
         if not k.startswith("GPNN_") and k not in ("REDIS_URL", "STORE_URL")
     }
     env.update(GPNN_PORT=str(port), GPNN_WORKERS="1", GPNN_STORE_URL=f"file://{tmp_path}/data")
-    env.update(GPNN_EMBEDDED_REDIS_DIR=str(tmp_path / "redis"))
+    # A short drain grace: the stop below must not wait on a worker's drain (30 s by
+    # default) should that worker still be starting on a loaded machine.
+    env.update(GPNN_EMBEDDED_REDIS_DIR=str(tmp_path / "redis"), GPNN_DRAIN_GRACE_S="2")
     process = subprocess.Popen(
         [sys.executable, "-c", "from gpnn.cli import main; main()", "serve"],
         env=env,
@@ -60,7 +62,8 @@ def test_gpnn_serve_runs_everything_and_stops_cleanly(tmp_path):
         assert (tmp_path / "data" / "jobs").is_dir()
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0 or process.returncode is not None
+        # drain grace (2 s) + the supervisor's margin (10 s) + Redis's stop (5 s) at most
+        assert process.wait(timeout=60) == 0 or process.returncode is not None
     gone = wait_until(
         lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 15, "children exit"
     )
