@@ -15,9 +15,6 @@ DURATION_BUCKETS_S = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 IDEMPOTENCY_TTL_S = 24 * 3600
 # Webhook deliveries: RQ timeout of one delivery job (all its retries included).
 WEBHOOK_JOB_TIMEOUT_S = 600
-# A batch's evaluation report goes into this folder beside its manifest.
-REPORT_FOLDER = "report"
-# Level previews (only for jobs that ask for them): longest side in pixels, and the
-# store folder under the job's own (so they expire with it).
+# Level previews (only for jobs that ask for them): longest side in pixels (their store
+# keys: `gpnn.store.keys.job_preview`).
 PREVIEW_MAX_SIDE = 256
-PREVIEW_FOLDER = "previews"

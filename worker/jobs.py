@@ -16,10 +16,11 @@ from rq import get_current_job
 
 from gpnn.config import get_settings
 from gpnn.store import StoreError, TransientStoreError, with_retries
+from gpnn.store import keys as store_keys
 from gpnn.worker import defaults
 from gpnn.worker.exceptions import AttemptSuperseded, JobCanceled, UnknownJob
 from gpnn.worker.imagecheck import check_image
-from gpnn.worker.ledger import Ledger, preview_key
+from gpnn.worker.ledger import Ledger
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class _Reporter:
         if any(q["sample"] == p.sample and q["level"] == p.level for q in self.previews):
             return
         data = encode_png(_shrink(p.image, defaults.PREVIEW_MAX_SIDE))
-        key = preview_key(self.job_id, p.sample, p.level)
+        key = store_keys.job_preview(self.job_id, p.sample, p.level)
         settings = self.ledger.settings
         with_retries(
             lambda: self.ledger.store.put(key, data, "image/png"),
@@ -169,7 +170,7 @@ def run_job(job_id: str) -> dict[str, Any]:
         outputs = []
         for n, image in enumerate(images):
             ledger.check_attempt(job_id, lease)
-            key = f"{record['output_prefix']}/{n}.png"
+            key = store_keys.output(record["output_prefix"], n)
             data = encode_png(image)
             with_retries(
                 lambda key=key, data=data: ledger.store.put(key, data, "image/png"),
@@ -255,7 +256,7 @@ def write_batch_report(batch_id: str) -> dict[str, Any]:
             },
         )
         for name, data in files.items():
-            key = f"{batch['output_prefix']}/{defaults.REPORT_FOLDER}/{name}"
+            key = store_keys.batch_report(batch["output_prefix"], name)
             with_retries(
                 lambda key=key, data=data: ledger.store.put(key, data, _media_type(key)),
                 retries=settings.store_retries,

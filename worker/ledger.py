@@ -22,6 +22,7 @@ from rq import Callback, Queue, Retry
 
 from gpnn.config import Settings
 from gpnn.store import Store, open_store, with_retries
+from gpnn.store import keys as store_keys
 from gpnn.worker import defaults, keys
 from gpnn.worker.exceptions import AttemptSuperseded, JobCanceled, UnknownJob
 from gpnn.worker.status import JobStatus, ReportStatus
@@ -403,7 +404,7 @@ class Ledger:
 
     def _finish_batch(self, batch_id: str) -> None:
         batch = self.get_batch(batch_id)
-        manifest_key = f"{batch['output_prefix']}/manifest.json"
+        manifest_key = store_keys.batch_manifest(batch["output_prefix"])
         manifest = self.manifest(batch)
         with_retries(
             lambda: self.store.put(
@@ -538,11 +539,6 @@ class Ledger:
             pipe.hincrbyfloat(key, "sum", value)
             pipe.hincrby(key, "count", 1)
             pipe.execute()
-
-
-def preview_key(job_id: str, sample: int, level: int) -> str:
-    """Store key of the preview of `level` of sample `sample` (under the job's folder)."""
-    return f"jobs/{job_id}/{defaults.PREVIEW_FOLDER}/{sample}-{level}.png"
 
 
 def preview_url(job_id: str, sample: int, level: int) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import mimetypes
-import re
 import tempfile
 import uuid
 import zipfile
@@ -36,9 +35,9 @@ from gpnn.service.quotas import check_quota
 from gpnn.service.routes.jobs import ERRORS, MULTIPART_ERRORS, put_input
 from gpnn.service.schemas import BatchPublic, ErrorBody
 from gpnn.store import ObjectNotFound, with_retries
+from gpnn.store import keys as store_keys
 from gpnn.store.base import check_key
 from gpnn.store.keys import check_input_prefix, is_shared_input
-from gpnn.worker.defaults import REPORT_FOLDER
 from gpnn.worker.imagecheck import UnreadableImage, image_size
 from gpnn.worker.ledger import Ledger, UnknownJob, public_batch
 from gpnn.worker.status import JobStatus, ReportStatus
@@ -48,11 +47,6 @@ router = APIRouter(prefix="/v1/batches", tags=["batches"])
 BatchId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Batch id.")]
 # The first bytes of an archive member read to size it from its header.
 HEADER_BYTES = 64 * 1024
-
-
-def _safe_name(name: str) -> str:
-    stem = PurePosixPath(name).name
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[-100:] or "input"
 
 
 # Archive members left out of a batch are listed in its record, at most this many.
@@ -181,7 +175,7 @@ def create_batch(
     if (archive is None) == (prefix in (None, "")):
         raise InvalidRequest("`archive`/`prefix`: give exactly one of them")
     batch_id = uuid.uuid4().hex
-    base = f"batches/{batch_id}"
+    base = store_keys.batch_prefix(batch_id)
 
     shared_uploads: dict[str, bytes] = {}
     extras = {"structure": structure, "mask": mask, "edited": edited}
@@ -217,7 +211,9 @@ def create_batch(
     check_quota(ledger, settings, owner, new_jobs=total)
 
     shared = {
-        name: put_input(ledger, f"{base}/inputs/_shared/{name}{image_extension(data)}", data)
+        name: put_input(
+            ledger, store_keys.batch_shared_input(batch_id, name, image_extension(data)), data
+        )
         for name, data in shared_uploads.items()
     }
     if archive is not None:
@@ -227,7 +223,7 @@ def create_batch(
                 m.filename,
                 put_input(
                     ledger,
-                    f"{base}/inputs/{i:04d}-{_safe_name(m.filename)}",
+                    store_keys.batch_input(batch_id, i, m.filename),
                     _read_member(bundle, m, limit),
                 ),
             )
@@ -240,7 +236,7 @@ def create_batch(
     for i, (name, key) in enumerate(sources):
         for k, job_params in enumerate(param_sets):
             index = len(jobs)
-            suffix = f"-p{k}" if len(param_sets) > 1 else ""
+            param_set = k if len(param_sets) > 1 else None
             jobs.append(
                 {
                     "id": uuid.uuid4().hex,
@@ -250,7 +246,7 @@ def create_batch(
                     "owner": owner,
                     "inputs": {"source": key, **shared},
                     "input_name": name,
-                    "output_prefix": f"{base}/outputs/{i:04d}-{_safe_name(name)}{suffix}",
+                    "output_prefix": store_keys.batch_outputs(batch_id, i, name, param_set),
                     "batch_id": batch_id,
                     "batch_index": index,
                 }
@@ -381,7 +377,7 @@ def get_report_file(batch_id: BatchId, name: str, ledger: LedgerDep, owner: Owne
         state = record.get("report") or "not requested"
         raise Conflict(f"the report of batch `{batch_id}` is not available ({state})")
     try:
-        key = check_key(f"{record['output_prefix']}/{REPORT_FOLDER}/{name}")
+        key = check_key(store_keys.batch_report(record["output_prefix"], name))
     except ValueError:
         raise NotFound(f"no report file {name!r}") from None
     try:

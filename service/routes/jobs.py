@@ -28,9 +28,10 @@ from gpnn.service.intake import (
 from gpnn.service.quotas import check_quota
 from gpnn.service.schemas import ErrorBody, JobPublic
 from gpnn.store import ObjectNotFound, with_retries
+from gpnn.store import keys as store_keys
 from gpnn.worker import defaults, keys
 from gpnn.worker.exceptions import UnknownJob
-from gpnn.worker.ledger import Ledger, preview_key, public_job
+from gpnn.worker.ledger import Ledger, public_job
 from gpnn.worker.status import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -156,11 +157,13 @@ def create_job(
         for name, data in uploads.items():
             if isinstance(data, list):
                 inputs[name] = [
-                    put_input(ledger, f"jobs/{job_id}/inputs/{name}-{i}{image_extension(d)}", d)
+                    put_input(
+                        ledger, store_keys.job_input(job_id, f"{name}-{i}", image_extension(d)), d
+                    )
                     for i, d in enumerate(data)
                 ]
             else:
-                key = f"jobs/{job_id}/inputs/{name}{image_extension(data)}"
+                key = store_keys.job_input(job_id, name, image_extension(data))
                 inputs[name] = put_input(ledger, key, data)
         ledger.create_job(
             {
@@ -170,7 +173,7 @@ def create_job(
                 "samples": samples,
                 "owner": owner,
                 "inputs": inputs,
-                "output_prefix": f"jobs/{job_id}/outputs",
+                "output_prefix": store_keys.job_outputs(job_id),
                 "webhook_url": webhook,
                 "estimate": estimate,
                 "preview_levels": 1 if previews else None,
@@ -385,7 +388,7 @@ def get_preview(
     known = any(p["sample"] == n and p["level"] == level for p in record.get("previews") or [])
     if not known:
         raise NotFound(f"job `{job_id}` has no preview of sample {n} at level {level}")
-    key = preview_key(job_id, n, level)
+    key = store_keys.job_preview(job_id, n, level)
     try:
         data = with_retries(lambda: ledger.store.get(key))
     except ObjectNotFound:
