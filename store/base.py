@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 logger = logging.getLogger(__name__)
 
@@ -79,3 +79,61 @@ def with_retries(
             logger.warning("%s: %s; retry %d/%d in %.1fs", what, error, attempt + 1, retries, wait)
             time.sleep(wait)
     raise AssertionError("unreachable")
+
+
+class RetryingStore:
+    """A store that retries its backend's transient errors by its own policy.
+
+    `put`, `get`, `exists`, `list` and `delete_expired` retry `TransientStoreError`
+    `retries` times with exponential backoff from `delay_s`, so a caller writes a plain
+    `store.get(key)` and cannot forget the policy. `download_url` (no I/O) and `ping`
+    (a health check answers at once) go straight to the backend, as does any other
+    attribute of it (`root`, `bucket`...).
+    """
+
+    def __init__(self, backend: Store, *, retries: int = 5, delay_s: float = 0.2) -> None:
+        self.backend = backend
+        self.retries = retries
+        self.delay_s = delay_s
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    def _retried(self, what: str, operation: Callable[[], T]) -> T:
+        return with_retries(operation, retries=self.retries, delay_s=self.delay_s, what=what)
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        self._retried(f"write {key}", lambda: self.backend.put(key, data, content_type))
+
+    def get(self, key: str) -> bytes:
+        return self._retried(f"read {key}", lambda: self.backend.get(key))
+
+    def exists(self, key: str) -> bool:
+        return self._retried(f"look up {key}", lambda: self.backend.exists(key))
+
+    def list(self, prefix: str) -> list[str]:
+        return self._retried(f"list {prefix}", lambda: self.backend.list(prefix))
+
+    def delete_expired(self, prefix: str, older_than_s: float) -> int:
+        return self._retried(
+            f"expire {prefix}", lambda: self.backend.delete_expired(prefix, older_than_s)
+        )
+
+    def download_url(self, key: str, expires_s: int) -> str | None:
+        return self.backend.download_url(key, expires_s)
+
+    def ping(self) -> None:
+        self.backend.ping()
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "backend":  # not set yet (copying, unpickling)
+            raise AttributeError(name)
+        return getattr(self.backend, name)
+
+
+def with_retry_policy(store: Store, *, retries: int, delay_s: float) -> Store:
+    """`store` retrying by that policy (unchanged when it already carries one)."""
+    if isinstance(store, RetryingStore):
+        return store
+    return RetryingStore(store, retries=retries, delay_s=delay_s)

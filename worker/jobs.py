@@ -15,7 +15,7 @@ from typing import Any
 from rq import get_current_job
 
 from gpnn.config import get_settings
-from gpnn.store import StoreError, TransientStoreError, with_retries
+from gpnn.store import StoreError, TransientStoreError
 from gpnn.store import keys as store_keys
 from gpnn.worker import defaults
 from gpnn.worker.exceptions import AttemptSuperseded, JobCanceled, UnknownJob
@@ -45,13 +45,7 @@ class _Reporter:
             return
         data = encode_png(_shrink(p.image, defaults.PREVIEW_MAX_SIDE))
         key = store_keys.job_preview(self.job_id, p.sample, p.level)
-        settings = self.ledger.settings
-        with_retries(
-            lambda: self.ledger.store.put(key, data, "image/png"),
-            retries=settings.store_retries,
-            delay_s=settings.store_retry_delay_s,
-            what=f"write {key}",
-        )
+        self.ledger.store.put(key, data, "image/png")
         self.previews.append({"sample": p.sample, "level": p.level, "levels": p.levels})
         self.ledger.add_preview(self.job_id, self.previews)
 
@@ -102,12 +96,7 @@ def _load_inputs(ledger: Ledger, inputs: dict[str, Any]) -> dict[str, Any]:
     settings = ledger.settings
 
     def fetch(key: str) -> bytes:
-        data = with_retries(
-            lambda: ledger.store.get(key),
-            retries=settings.store_retries,
-            delay_s=settings.store_retry_delay_s,
-            what=f"read {key}",
-        )
+        data = ledger.store.get(key)
         name = key.rsplit("/", 1)[-1]
         check_image(data, max_pixels=settings.max_pixels, max_side=settings.max_side, name=name)
         return data
@@ -172,12 +161,7 @@ def run_job(job_id: str) -> dict[str, Any]:
             ledger.check_attempt(job_id, lease)
             key = store_keys.output(record["output_prefix"], n)
             data = encode_png(image)
-            with_retries(
-                lambda key=key, data=data: ledger.store.put(key, data, "image/png"),
-                retries=settings.store_retries,
-                delay_s=settings.store_retry_delay_s,
-                what=f"write {key}",
-            )
+            ledger.store.put(key, data, "image/png")
             outputs.append(key)
         timings = {"engine_s": round(engine_s, 4), "total_s": time.perf_counter() - started}
         if not ledger.succeed(job_id, outputs, timings, lease=lease):
@@ -216,14 +200,7 @@ def write_batch_report(batch_id: str) -> dict[str, Any]:
     settings = get_settings()
     ledger = Ledger(get_current_job().connection, settings)
     batch = ledger.get_batch(batch_id)
-
-    def fetch(key: str) -> bytes:
-        return with_retries(
-            lambda: ledger.store.get(key),
-            retries=settings.store_retries,
-            delay_s=settings.store_retry_delay_s,
-            what=f"read {key}",
-        )
+    fetch = ledger.store.get
 
     try:
         entries = []
@@ -257,12 +234,7 @@ def write_batch_report(batch_id: str) -> dict[str, Any]:
         )
         for name, data in files.items():
             key = store_keys.batch_report(batch["output_prefix"], name)
-            with_retries(
-                lambda key=key, data=data: ledger.store.put(key, data, _media_type(key)),
-                retries=settings.store_retries,
-                delay_s=settings.store_retry_delay_s,
-                what=f"write {key}",
-            )
+            ledger.store.put(key, data, _media_type(key))
     except (ValueError, StoreError) as error:
         ledger.finish_report(batch_id, error=str(error))
         return {"status": "failed"}

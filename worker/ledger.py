@@ -21,7 +21,7 @@ from redis.exceptions import WatchError
 from rq import Callback, Queue, Retry
 
 from gpnn.config import Settings
-from gpnn.store import Store, open_store, with_retries
+from gpnn.store import Store, open_store, with_retry_policy
 from gpnn.store import keys as store_keys
 from gpnn.worker import defaults, keys
 from gpnn.worker.exceptions import AttemptSuperseded, JobCanceled, UnknownJob
@@ -72,14 +72,21 @@ class Ledger:
     connection : a `redis.Redis` with `decode_responses=False` (what RQ needs).
     settings : the service settings (TTLs, retries, queue names).
     store : the object store; opened from `settings.store_url` on first use when None.
+        Either way it retries transient errors by `settings.store_retries` and
+        `settings.store_retry_delay_s` (`gpnn.store.RetryingStore`), so no caller wraps
+        its store calls.
     """
 
     def __init__(self, connection: Redis, settings: Settings, store: Store | None = None) -> None:
         self.redis = connection
         self.settings = settings
-        self._store = store
+        self._store = store if store is None else self._with_policy(store)
         self.jobs_queue = Queue(jobs_queue_name(settings), connection=connection)
         self.webhooks_queue = Queue(webhooks_queue_name(settings), connection=connection)
+
+    def _with_policy(self, store: Store) -> Store:
+        retries, delay_s = self.settings.store_retries, self.settings.store_retry_delay_s
+        return with_retry_policy(store, retries=retries, delay_s=delay_s)
 
     @property
     def store(self) -> Store:
@@ -406,14 +413,7 @@ class Ledger:
         batch = self.get_batch(batch_id)
         manifest_key = store_keys.batch_manifest(batch["output_prefix"])
         manifest = self.manifest(batch)
-        with_retries(
-            lambda: self.store.put(
-                manifest_key, json.dumps(manifest, indent=2).encode(), "application/json"
-            ),
-            retries=self.settings.store_retries,
-            delay_s=self.settings.store_retry_delay_s,
-            what=f"batch {batch_id} manifest",
-        )
+        self.store.put(manifest_key, json.dumps(manifest, indent=2).encode(), "application/json")
         status = JobStatus.succeeded if int(batch["succeeded"]) > 0 else JobStatus.failed
         if int(batch["canceled"]) == int(batch["total"]) and int(batch["total"]) > 0:
             status = JobStatus.canceled

@@ -34,7 +34,7 @@ from gpnn.service.intake import (
 from gpnn.service.quotas import check_quota
 from gpnn.service.routes.jobs import ERRORS, MULTIPART_ERRORS, put_input
 from gpnn.service.schemas import BatchPublic, ErrorBody
-from gpnn.store import ObjectNotFound, with_retries
+from gpnn.store import ObjectNotFound
 from gpnn.store import keys as store_keys
 from gpnn.store.base import check_key
 from gpnn.store.keys import check_input_prefix, is_shared_input
@@ -316,7 +316,7 @@ def get_manifest(batch_id: BatchId, ledger: LedgerDep, owner: OwnerDep) -> Respo
     if not record.get("manifest"):
         raise Conflict(f"batch `{batch_id}` is not finished; no manifest yet")
     try:
-        data = with_retries(lambda: ledger.store.get(record["manifest"]))
+        data = ledger.store.get(record["manifest"])
     except ObjectNotFound:
         raise NotFound(f"the manifest of batch `{batch_id}` has expired") from None
     json.loads(data)
@@ -344,7 +344,7 @@ def get_outputs_zip(batch_id: BatchId, ledger: LedgerDep, owner: OwnerDep) -> Re
                 continue
             for key in job.get("outputs") or []:
                 try:
-                    data = with_retries(lambda key=key: ledger.store.get(key))
+                    data = ledger.store.get(key)
                 except ObjectNotFound:
                     continue  # expired
                 bundle.writestr(key.removeprefix(prefix), data)
@@ -381,7 +381,7 @@ def get_report_file(batch_id: BatchId, name: str, ledger: LedgerDep, owner: Owne
     except ValueError:
         raise NotFound(f"no report file {name!r}") from None
     try:
-        data = with_retries(lambda: ledger.store.get(key))
+        data = ledger.store.get(key)
     except ObjectNotFound:
         raise NotFound(f"no report file `{name}` in batch `{batch_id}`") from None
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"

@@ -27,7 +27,7 @@ from gpnn.service.intake import (
 )
 from gpnn.service.quotas import check_quota
 from gpnn.service.schemas import ErrorBody, JobPublic
-from gpnn.store import ObjectNotFound, with_retries
+from gpnn.store import ObjectNotFound
 from gpnn.store import keys as store_keys
 from gpnn.worker import defaults, keys
 from gpnn.worker.exceptions import UnknownJob
@@ -58,13 +58,7 @@ def load_owned_job(ledger: Ledger, job_id: str, owner: str) -> dict:
 
 
 def put_input(ledger: Ledger, key: str, data: bytes) -> str:
-    settings = ledger.settings
-    with_retries(
-        lambda: ledger.store.put(key, data),
-        retries=settings.store_retries,
-        delay_s=settings.store_retry_delay_s,
-        what=f"write {key}",
-    )
+    ledger.store.put(key, data)
     return key
 
 
@@ -295,7 +289,7 @@ def get_output(
     url = ledger.store.download_url(outputs[n], settings.download_url_ttl_s)
     if url is not None:
         return RedirectResponse(url, status_code=307)
-    data = with_retries(lambda: ledger.store.get(outputs[n]), retries=settings.store_retries)
+    data = ledger.store.get(outputs[n])
     return Response(
         data,
         media_type="image/png",
@@ -320,9 +314,7 @@ def get_outputs_zip(job_id: JobId, ledger: LedgerDep, owner: OwnerDep) -> Respon
     spool = tempfile.SpooledTemporaryFile(max_size=64 * 2**20)  # noqa: SIM115
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_STORED) as bundle:  # PNGs: already packed
         for n, key in enumerate(record.get("outputs") or []):
-            bundle.writestr(
-                f"{job_id}-{n}.png", with_retries(lambda key=key: ledger.store.get(key))
-            )
+            bundle.writestr(f"{job_id}-{n}.png", ledger.store.get(key))
     size = spool.tell()
     spool.seek(0)
     return StreamingResponse(
@@ -364,7 +356,7 @@ def get_input(
     if not isinstance(key, str):
         raise NotFound(f"job `{job_id}` has no input `{input_name}`")
     try:
-        data = with_retries(lambda: ledger.store.get(key))
+        data = ledger.store.get(key)
     except ObjectNotFound:
         raise NotFound(f"input `{input_name}` of job `{job_id}` has expired") from None
     media_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
@@ -390,7 +382,7 @@ def get_preview(
         raise NotFound(f"job `{job_id}` has no preview of sample {n} at level {level}")
     key = store_keys.job_preview(job_id, n, level)
     try:
-        data = with_retries(lambda: ledger.store.get(key))
+        data = ledger.store.get(key)
     except ObjectNotFound:
         raise NotFound(f"the preview `{key}` has expired") from None
     return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
