@@ -109,6 +109,22 @@ class GpnnWorker(Worker):
         reason = f"the work-horse running this job died ({how}; out of memory?)"
         record_lost_attempt(job, self.connection, reason)
 
+    # Seconds the command listener blocks on one read. RQ's 60 s: its exit (redis-py's
+    # PubSubWorkerThread.stop joins the listener) then waited up to a minute, holding a
+    # stopping worker after it had handed its job back.
+    COMMAND_POLL_S = 1.0
+
+    def subscribe(self):
+        """RQ's subscription to its command channel, with a listener that stops at once."""
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=self.COMMAND_POLL_S,
+            daemon=True,
+            exception_handler=self._pubsub_exception_handler,
+        )
+
     def setup_work_horse_signals(self):
         super().setup_work_horse_signals()
         if sys.platform.startswith("linux"):
