@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import json
 import mimetypes
-import tempfile
 import uuid
 import zipfile
 from pathlib import PurePosixPath
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Path, Response, UploadFile
-from fastapi.responses import StreamingResponse
 
 from gpnn.core import TASK_INPUTS
 from gpnn.core.params import Task
 from gpnn.service.deps import LedgerDep, OwnerDep, SettingsDep, check_owner
+from gpnn.service.downloads import zip_response
 from gpnn.service.errors import Conflict, InvalidRequest, NotFound, TooLarge
 from gpnn.service.intake import (
     IMAGE_EXTENSIONS,
@@ -334,9 +333,8 @@ def get_manifest(batch_id: BatchId, ledger: LedgerDep, owner: OwnerDep) -> Respo
 def get_outputs_zip(batch_id: BatchId, ledger: LedgerDep, owner: OwnerDep) -> Response:
     record = _owned(ledger, batch_id, owner)
     prefix = f"{record['output_prefix']}/"
-    # Spooled: small batches zip in memory, large ones on disk, never whole in memory.
-    spool = tempfile.SpooledTemporaryFile(max_size=64 * 2**20)  # noqa: SIM115
-    with zipfile.ZipFile(spool, "w", zipfile.ZIP_STORED) as bundle:  # PNGs: already packed
+
+    def outputs():
         for job_id in record.get("job_ids", []):
             try:
                 job = ledger.get_job(job_id)
@@ -344,26 +342,11 @@ def get_outputs_zip(batch_id: BatchId, ledger: LedgerDep, owner: OwnerDep) -> Re
                 continue
             for key in job.get("outputs") or []:
                 try:
-                    data = ledger.store.get(key)
+                    yield key.removeprefix(prefix), ledger.store.get(key)
                 except ObjectNotFound:
                     continue  # expired
-                bundle.writestr(key.removeprefix(prefix), data)
-    size = spool.tell()
-    spool.seek(0)
-    return StreamingResponse(
-        _chunks(spool),
-        media_type="application/zip",
-        headers={
-            "Content-Disposition": f'attachment; filename="batch-{batch_id}-outputs.zip"',
-            "Content-Length": str(size),
-        },
-    )
 
-
-def _chunks(spool, size: int = 2**20):
-    with spool:
-        while chunk := spool.read(size):
-            yield chunk
+    return zip_response(outputs(), f"batch-{batch_id}-outputs.zip")
 
 
 @router.get(

@@ -6,17 +6,16 @@ import hashlib
 import json
 import mimetypes
 import re
-import tempfile
 import time
 import uuid
-import zipfile
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Path, Response, UploadFile
-from fastapi.responses import RedirectResponse, StreamingResponse
+from fastapi.responses import RedirectResponse
 
 from gpnn.core.params import Task
 from gpnn.service.deps import LedgerDep, OwnerDep, SettingsDep, check_owner
+from gpnn.service.downloads import zip_response
 from gpnn.service.errors import Conflict, NotFound
 from gpnn.service.intake import (
     check_job_samples,
@@ -311,26 +310,11 @@ def get_outputs_zip(job_id: JobId, ledger: LedgerDep, owner: OwnerDep) -> Respon
     record = load_owned_job(ledger, job_id, owner)
     if record["status"] != JobStatus.succeeded:
         raise Conflict(f"job `{job_id}` is {record['status']}, it has no outputs")
-    spool = tempfile.SpooledTemporaryFile(max_size=64 * 2**20)  # noqa: SIM115
-    with zipfile.ZipFile(spool, "w", zipfile.ZIP_STORED) as bundle:  # PNGs: already packed
-        for n, key in enumerate(record.get("outputs") or []):
-            bundle.writestr(f"{job_id}-{n}.png", ledger.store.get(key))
-    size = spool.tell()
-    spool.seek(0)
-    return StreamingResponse(
-        _chunks(spool),
-        media_type="application/zip",
-        headers={
-            "Content-Disposition": f'attachment; filename="job-{job_id}-outputs.zip"',
-            "Content-Length": str(size),
-        },
+    outputs = (
+        (f"{job_id}-{n}.png", ledger.store.get(key))
+        for n, key in enumerate(record.get("outputs") or [])
     )
-
-
-def _chunks(spool, size: int = 2**20):
-    with spool:
-        while chunk := spool.read(size):
-            yield chunk
+    return zip_response(outputs, f"job-{job_id}-outputs.zip")
 
 
 @router.get(
