@@ -193,3 +193,24 @@ def test_several_samples_of_a_task_without_noise_are_422(client, settings):
     answer = submit(client, "inpaint", files, samples="3")
     assert answer.status_code == 422
     assert answer.json()["detail"].startswith("`samples`: `inpaint` adds no noise")
+
+
+def test_a_jobs_outputs_as_one_zip(client, settings):
+    import io
+    import zipfile
+
+    answer = submit(
+        client, "generate", {"source": ("s.png", png(SOURCE), "image/png")}, samples="2"
+    )
+    job_id = answer.json()["id"]
+    assert client.get(f"/v1/jobs/{job_id}/outputs.zip").status_code == 409  # not finished
+    drain(settings)
+    bundle = client.get(f"/v1/jobs/{job_id}/outputs.zip")
+    assert bundle.status_code == 200 and bundle.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(bundle.content)) as opened:
+        assert opened.namelist() == [f"{job_id}-0.png", f"{job_id}-1.png"]
+        for n in range(2):
+            assert (
+                opened.read(f"{job_id}-{n}.png")
+                == client.get(f"/v1/jobs/{job_id}/outputs/{n}").content
+            )
