@@ -304,7 +304,10 @@ function planJob() {
   }, 150);
 }
 
-$("task").addEventListener("change", () => { buildParams(); showInputs(); planJob(); });
+// The large-objects hint concerns random samples only.
+function showTaskHelp() { $("task-help").hidden = $("task").value !== "generate"; }
+
+$("task").addEventListener("change", () => { showTaskHelp(); buildParams(); showInputs(); planJob(); });
 $("samples").max = CONFIG.limits.max_samples;
 $("samples").addEventListener("change", planJob);
 
@@ -459,6 +462,7 @@ $("job-cancel").addEventListener("click", async () => {
 $("job-resubmit").addEventListener("click", async () => {
   const job = state.job;
   $("task").value = job.task;
+  showTaskHelp();
   buildParams();
   fillParams(job.params);
   $("samples").value = job.samples;
