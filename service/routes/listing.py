@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from gpnn.core.params import Task
 from gpnn.service.deps import LedgerDep, OwnerDep
@@ -65,16 +65,37 @@ def _ms(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)
 
 
+class PageQuery:
+    """The query of a listing: page size, cursor and filters (one set for jobs and
+    batches)."""
+
+    def __init__(
+        self,
+        limit: Limit = 20,
+        cursor: Cursor = None,
+        status: Statuses = None,
+        task: TaskFilter = None,
+        created_after: After = None,
+        created_before: Before = None,
+    ) -> None:
+        self.limit, self.status, self.task = limit, status, task
+        self.position = _position(cursor, created_before)
+        self.since_ms = _ms(created_after) if created_after else None
+
+    def keep(self, record: dict[str, Any]) -> bool:
+        return (not self.status or record["status"] in self.status) and (
+            self.task is None or record["task"] == self.task
+        )
+
+
 def _page(
     ledger: Ledger,
     key: str,
     load: Callable[[str], dict[str, Any] | None],
-    keep: Callable[[dict[str, Any]], bool],
-    limit: int,
-    position: tuple[int, str] | None,
-    since_ms: int | None,
+    query: PageQuery,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Up to `limit` kept records below `position`, and the cursor of the next page."""
+    """Up to `query.limit` kept records below its position, and the next page's cursor."""
+    limit, position, since_ms = query.limit, query.position, query.since_ms
     results: list[dict[str, Any]] = []
     scanned = 0
     while len(results) < limit and scanned < MAX_SCANNED:
@@ -87,7 +108,7 @@ def _page(
             record = load(item_id)
             if record is None:
                 ledger.redis.zrem(key, item_id)  # expired
-            elif keep(record):
+            elif query.keep(record):
                 results.append(record)
                 if len(results) == limit:
                     break
@@ -102,18 +123,11 @@ def _next_url(request: Request, cursor: str | None) -> str | None:
     return f"{url.path}?{url.query}"
 
 
+Page = Annotated[PageQuery, Depends()]
+
+
 @router.get("/jobs", response_model=JobList, responses=ERRORS, summary="List your jobs")
-def list_jobs(
-    request: Request,
-    ledger: LedgerDep,
-    owner: OwnerDep,
-    limit: Limit = 20,
-    cursor: Cursor = None,
-    status: Statuses = None,
-    task: TaskFilter = None,
-    created_after: After = None,
-    created_before: Before = None,
-) -> JobList:
+def list_jobs(request: Request, ledger: LedgerDep, owner: OwnerDep, query: Page) -> JobList:
     """Your jobs submitted with `POST /v1/jobs`, newest first (a batch's jobs are in the
     batch's `jobs`). Follow `next` for older ones."""
 
@@ -123,20 +137,7 @@ def list_jobs(
         except UnknownJob:
             return None
 
-    def keep(record: dict[str, Any]) -> bool:
-        return (not status or record["status"] in status) and (
-            task is None or record["task"] == task
-        )
-
-    records, next_cursor = _page(
-        ledger,
-        keys.owner_jobs_key(owner),
-        load,
-        keep,
-        limit,
-        _position(cursor, created_before),
-        _ms(created_after) if created_after else None,
-    )
+    records, next_cursor = _page(ledger, keys.owner_jobs_key(owner), load, query)
     return JobList(
         results=[JobPublic.model_validate(public_job(r)) for r in records],
         next=_next_url(request, next_cursor),
@@ -144,17 +145,7 @@ def list_jobs(
 
 
 @router.get("/batches", response_model=BatchList, responses=ERRORS, summary="List your batches")
-def list_batches(
-    request: Request,
-    ledger: LedgerDep,
-    owner: OwnerDep,
-    limit: Limit = 20,
-    cursor: Cursor = None,
-    status: Statuses = None,
-    task: TaskFilter = None,
-    created_after: After = None,
-    created_before: Before = None,
-) -> BatchList:
+def list_batches(request: Request, ledger: LedgerDep, owner: OwnerDep, query: Page) -> BatchList:
     """Your batches, newest first, with their counters. Follow `next` for older ones."""
 
     def load(batch_id: str) -> dict[str, Any] | None:
@@ -167,18 +158,7 @@ def list_batches(
             fraction = ledger.batch_progress(record["job_ids"])
         return public_batch(record, fraction)
 
-    def keep(batch: dict[str, Any]) -> bool:
-        return (not status or batch["status"] in status) and (task is None or batch["task"] == task)
-
-    batches, next_cursor = _page(
-        ledger,
-        keys.owner_batches_key(owner),
-        load,
-        keep,
-        limit,
-        _position(cursor, created_before),
-        _ms(created_after) if created_after else None,
-    )
+    batches, next_cursor = _page(ledger, keys.owner_batches_key(owner), load, query)
     return BatchList(
         results=[BatchPublic.model_validate(b) for b in batches],
         next=_next_url(request, next_cursor),
