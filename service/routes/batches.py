@@ -7,7 +7,6 @@ one engine call, so pyramids and key indices are built once per input.
 from __future__ import annotations
 
 import json
-import mimetypes
 import uuid
 import zipfile
 from pathlib import PurePosixPath
@@ -18,7 +17,7 @@ from fastapi import APIRouter, File, Form, Path, Response, UploadFile
 from gpnn.core import TASK_INPUTS
 from gpnn.core.params import Task
 from gpnn.service.deps import LedgerDep, OwnerDep, SettingsDep, check_owner
-from gpnn.service.downloads import zip_response
+from gpnn.service.downloads import stored_object, zip_response
 from gpnn.service.errors import Conflict, InvalidRequest, NotFound, TooLarge
 from gpnn.service.intake import (
     IMAGE_EXTENSIONS,
@@ -314,12 +313,10 @@ def get_manifest(batch_id: BatchId, ledger: LedgerDep, owner: OwnerDep) -> Respo
     record = _owned(ledger, batch_id, owner)
     if not record.get("manifest"):
         raise Conflict(f"batch `{batch_id}` is not finished; no manifest yet")
-    try:
-        data = ledger.store.get(record["manifest"])
-    except ObjectNotFound:
-        raise NotFound(f"the manifest of batch `{batch_id}` has expired") from None
-    json.loads(data)
-    return Response(data, media_type="application/json")
+    gone = f"the manifest of batch `{batch_id}` has expired"
+    answer = stored_object(ledger.store, record["manifest"], gone=gone)
+    json.loads(answer.body)
+    return answer
 
 
 @router.get(
@@ -363,12 +360,7 @@ def get_report_file(batch_id: BatchId, name: str, ledger: LedgerDep, owner: Owne
         key = check_key(store_keys.batch_report(record["output_prefix"], name))
     except ValueError:
         raise NotFound(f"no report file {name!r}") from None
-    try:
-        data = ledger.store.get(key)
-    except ObjectNotFound:
-        raise NotFound(f"no report file `{name}` in batch `{batch_id}`") from None
-    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return Response(data, media_type=media_type)
+    return stored_object(ledger.store, key, gone=f"no report file `{name}` in batch `{batch_id}`")
 
 
 @router.post(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import mimetypes
 import re
 import time
 import uuid
@@ -15,7 +14,7 @@ from fastapi.responses import RedirectResponse
 
 from gpnn.core.params import Task
 from gpnn.service.deps import LedgerDep, OwnerDep, SettingsDep, check_owner
-from gpnn.service.downloads import zip_response
+from gpnn.service.downloads import stored_object, zip_response
 from gpnn.service.errors import Conflict, NotFound
 from gpnn.service.intake import (
     check_job_samples,
@@ -26,7 +25,6 @@ from gpnn.service.intake import (
 )
 from gpnn.service.quotas import check_quota
 from gpnn.service.schemas import ErrorBody, JobPublic
-from gpnn.store import ObjectNotFound
 from gpnn.store import keys as store_keys
 from gpnn.worker import defaults, keys
 from gpnn.worker.exceptions import UnknownJob
@@ -339,12 +337,9 @@ def get_input(
         key = None
     if not isinstance(key, str):
         raise NotFound(f"job `{job_id}` has no input `{input_name}`")
-    try:
-        data = ledger.store.get(key)
-    except ObjectNotFound:
-        raise NotFound(f"input `{input_name}` of job `{job_id}` has expired") from None
-    media_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
-    return Response(data, media_type=media_type)
+    return stored_object(
+        ledger.store, key, gone=f"input `{input_name}` of job `{job_id}` has expired"
+    )
 
 
 @router.get(
@@ -365,11 +360,13 @@ def get_preview(
     if not known:
         raise NotFound(f"job `{job_id}` has no preview of sample {n} at level {level}")
     key = store_keys.job_preview(job_id, n, level)
-    try:
-        data = ledger.store.get(key)
-    except ObjectNotFound:
-        raise NotFound(f"the preview `{key}` has expired") from None
-    return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+    return stored_object(
+        ledger.store,
+        key,
+        gone=f"the preview `{key}` has expired",
+        media_type="image/png",
+        **{"Cache-Control": "max-age=3600"},
+    )
 
 
 @router.post(
