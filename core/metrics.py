@@ -29,6 +29,7 @@ import faiss
 import numpy as np
 
 from gpnn.core.imageio import as_image, check_same_size
+from gpnn.core.objects import object_mask
 from gpnn.core.patches import extract_patches, patch_grid
 from gpnn.core.pyramid import level_shape, resize
 from gpnn.core.search import flat_search
@@ -218,6 +219,62 @@ def completeness(
     """
     distances = nearest_patch_distances(source, output, patch_size=patch_size, stride=stride)
     return float(distances.mean())
+
+
+def seam_ratio(
+    output: np.ndarray,
+    sources: Sequence[np.ndarray],
+    junctions: Sequence[int],
+    *,
+    patch_size: int = PATCH_SIZE,
+) -> float:
+    """How much less coherent a collage is along its junctions than elsewhere.
+
+    Every output patch gets its `coherence` distance to the nearest patch of any
+    source; the ratio is the mean over the patches whose centre column lies within
+    `patch_size` of a junction column over the mean of the others. 1: the seams are
+    as coherent as the interior; a straight cut between two different sources
+    scores 5-20 (its straddling patches exist in no source).
+
+    Parameters
+    ----------
+    output : (H, W, 3) image
+    sources : the images whose patches the output may use (any sizes)
+    junctions : columns of `output` where the sources were joined
+    """
+    _check_patch_size(patch_size)
+    output = as_image(output, "output")
+    if not sources:
+        raise ValueError("`sources` must hold at least one image")
+    distances = np.min(
+        [nearest_patch_distances(output, s, patch_size=patch_size) for s in sources], axis=0
+    )
+    rows, cols = patch_grid(output.shape[:2], patch_size)
+    centres = np.arange(cols) + patch_size // 2
+    near = np.zeros(cols, bool)
+    for junction in junctions:
+        near |= np.abs(centres - junction) <= patch_size
+    if near.all() or not near.any():
+        raise ValueError("`junctions` must leave patches both near and away from them")
+    distances = distances.reshape(rows, cols)
+    return float(distances[:, near].mean() / max(distances[:, ~near].mean(), 1e-12))
+
+
+def structure_overlap(output: np.ndarray, structure: np.ndarray) -> float:
+    """How well an analogy keeps its structure image's objects: the intersection
+    over union of the two images' `gpnn.core.objects.object_mask` (the minority side
+    of each one's grey Otsu threshold). 1: the output's objects sit exactly where the
+    structure's are; 0: nowhere. Needs equal sizes.
+    """
+    output, structure = as_image(output, "output"), as_image(structure, "structure")
+    if output.shape != structure.shape:
+        raise ValueError(
+            f"`output` is {output.shape[0]}x{output.shape[1]} but `structure` is "
+            f"{structure.shape[0]}x{structure.shape[1]}; `structure_overlap` needs equal sizes"
+        )
+    wanted, found = object_mask(structure), object_mask(output)
+    union = (wanted | found).sum()
+    return float((wanted & found).sum() / union) if union else 1.0
 
 
 def patch_swd(

@@ -11,10 +11,10 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import cv2
 import numpy as np
 
 from gpnn.core.imageio import as_image, check_same_size
+from gpnn.core.objects import object_mask, object_sides
 from gpnn.core.params import (
     AnalogyParams,
     CollageParams,
@@ -339,12 +339,7 @@ def _object_depth(structure: np.ndarray, params: CommonParams) -> int:
     `ANALOGY_DEPTH`. Deeper, a small object shrinks below a patch, cannot steer the
     coarsest layout and comes back as a smear or not at all.
     """
-    grey = np.round(structure.mean(axis=2) * 255).astype(np.uint8)
-    _, marked = cv2.threshold(grey, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    objects = marked if marked.mean() <= 0.5 else 1 - marked
-    _, _, stats, _ = cv2.connectedComponentsWithStats(objects, connectivity=8)
-    sides = stats[1:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]].max(axis=1)
-    sides = sides[sides >= params.patch_size]
+    sides = object_sides(object_mask(structure), min_side=params.patch_size)
     if len(sides) == 0:
         return ANALOGY_DEPTH
     keeps_a_patch = math.floor(

@@ -14,6 +14,7 @@ from gpnn.core import (
     inpaint,
     retarget,
 )
+from gpnn.core.metrics import seam_ratio, structure_overlap
 from gpnn.core.patches import ValuePatches, extract_patches
 from gpnn.core.pnn import SourceLevel, Stage, refine
 
@@ -172,25 +173,13 @@ def test_edit_keeps_the_edited_layout(make_scene):
     assert np.abs(out - edited).mean() < np.abs(out - source).mean()
 
 
-def _junction_ratio(out, sources, junction, p=5):
-    """Mean nearest-source-patch distance of the output patches that straddle the
-    junction, over that of the rest (1: the junction is as coherent as the interior)."""
-    out_patches = extract_patches(out, p)
-    keys = np.concatenate([extract_patches(s, p) for s in sources])
-    d = np.array([((keys - q) ** 2).mean(1).min() for q in out_patches])
-    cols = np.arange(out.shape[1] - p + 1) + p // 2
-    d = d.reshape(out.shape[0] - p + 1, -1)
-    band = np.abs(cols - junction) <= p
-    return d[:, band].mean() / max(d[:, ~band].mean(), 1e-12)
-
-
 def test_a_collage_merges_its_sources_instead_of_a_straight_seam(make_scene):
     left = make_scene(36, 40, seed=3) * np.array([1.0, 0.5, 0.2], np.float32)
     right = make_scene(36, 40, seed=4) * np.array([0.2, 0.5, 1.0], np.float32)
     seams = {}
     for rounds in (0, 2):
         outs = collage([left, right], noise_rounds=rounds, samples=2 if rounds else 1, depth=2)
-        seams[rounds] = np.mean([_junction_ratio(o, [left, right], 40) for o in outs])
+        seams[rounds] = np.mean([seam_ratio(o, [left, right], [40], patch_size=5) for o in outs])
     # The plain concatenation comes back unchanged: a seam of patches found in no source.
     assert seams[0] > 1.5 * seams[2], seams
     assert not np.array_equal(*outs)  # with noise, each seed merges differently
@@ -215,12 +204,10 @@ def test_an_analogy_of_small_objects_puts_an_object_on_each(make_scene):
     source = _blobs((128, 160), (0.95, 0.6, 0.2), places, rng)
     targets = [(25, 30, 3, 5), (40, 120, 3, 5), (90, 50, 3, 5), (100, 130, 3, 5)]
     structure = _blobs((128, 160), (0.95, 0.6, 0.2), targets)
-    wanted = structure.mean(axis=2) < 0.3
 
     def overlap(depth):
         out = analogy(source, structure, depth=depth, patch_size=5)[0]
-        found = out.mean(axis=2) < 0.3
-        return (found & wanted).sum() / (found | wanted).sum()
+        return structure_overlap(out, structure)
 
     chosen, fixed = overlap(None), overlap(5)
     assert chosen > 0.5 and chosen > fixed + 0.1, (chosen, fixed)

@@ -230,3 +230,36 @@ def test_stride_takes_a_regular_subsample_of_the_queries(stride):
     assert metrics.completeness(a, b, stride=stride) == pytest.approx(back.mean())
     with pytest.raises(ValueError, match="`stride`"):
         metrics.coherence(a, b, stride=0)
+
+
+def test_seam_ratio_matches_brute_force_and_sees_a_straight_cut():
+    left, right = _image(5, (24, 30)), _image(6, (24, 30))[:, :, ::-1]
+    # A little noise, so that the interior's distances are not all 0.
+    noise = np.random.default_rng(0).normal(0, 0.01, (24, 60, 3)).astype(np.float32)
+    cut = np.concatenate([left, right], axis=1) + noise
+    p = 5
+    d = np.minimum(_brute_nn(cut, left, p), _brute_nn(cut, right, p)).reshape(24 - p + 1, -1)
+    centres = np.arange(d.shape[1]) + p // 2
+    near = np.abs(centres - 30) <= p
+    want = d[:, near].mean() / d[:, ~near].mean()
+    got = metrics.seam_ratio(cut, [left, right], [30], patch_size=p)
+    assert got == pytest.approx(want, rel=1e-5)
+    assert got > 5  # straddling patches exist in neither source
+    # Cut the same sources where nothing changes: the seam disappears.
+    whole = left + noise[:, :30]
+    assert metrics.seam_ratio(whole, [left], [15], patch_size=p) == pytest.approx(1.0, abs=0.2)
+
+
+def test_structure_overlap_counts_where_the_objects_sit():
+    structure = np.full((40, 60, 3), 0.9, np.float32)
+    structure[10:20, 10:20] = 0.1  # one dark square of 100 pixels
+    same_place = np.full_like(structure, 0.7)
+    same_place[10:20, 10:20] = 0.2
+    moved = np.full_like(structure, 0.7)
+    moved[15:25, 15:25] = 0.2  # overlaps 25 of 175 pixels
+    assert metrics.structure_overlap(same_place, structure) == 1.0
+    assert metrics.structure_overlap(moved, structure) == pytest.approx(25 / 175)
+    # The minority side is the object, dark on light or light on dark alike.
+    assert metrics.structure_overlap(1 - same_place, structure) == 1.0
+    with pytest.raises(ValueError, match="`structure` is 40x60"):
+        metrics.structure_overlap(same_place[:30], structure)
