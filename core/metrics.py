@@ -227,6 +227,7 @@ def seam_ratio(
     junctions: Sequence[int],
     *,
     patch_size: int = PATCH_SIZE,
+    stride: int = 1,
 ) -> float:
     """How much less coherent a collage is along its junctions than elsewhere.
 
@@ -241,22 +242,25 @@ def seam_ratio(
     output : (H, W, 3) image
     sources : the images whose patches the output may use (any sizes)
     junctions : columns of `output` where the sources were joined
+    stride : int, take every s-th row and column of the output's patches (as
+        `nearest_patch_distances`)
     """
     _check_patch_size(patch_size)
     output = as_image(output, "output")
     if not sources:
         raise ValueError("`sources` must hold at least one image")
     distances = np.min(
-        [nearest_patch_distances(output, s, patch_size=patch_size) for s in sources], axis=0
+        [nearest_patch_distances(output, s, patch_size=patch_size, stride=stride) for s in sources],
+        axis=0,
     )
-    rows, cols = patch_grid(output.shape[:2], patch_size)
-    centres = np.arange(cols) + patch_size // 2
-    near = np.zeros(cols, bool)
+    _, cols = patch_grid(output.shape[:2], patch_size)
+    centres = np.arange(cols)[::stride] + patch_size // 2
+    near = np.zeros(len(centres), bool)
     for junction in junctions:
         near |= np.abs(centres - junction) <= patch_size
     if near.all() or not near.any():
         raise ValueError("`junctions` must leave patches both near and away from them")
-    distances = distances.reshape(rows, cols)
+    distances = distances.reshape(-1, len(centres))
     return float(distances[:, near].mean() / max(distances[:, ~near].mean(), 1e-12))
 
 

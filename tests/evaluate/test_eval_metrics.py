@@ -245,6 +245,10 @@ def test_seam_ratio_matches_brute_force_and_sees_a_straight_cut():
     got = metrics.seam_ratio(cut, [left, right], [30], patch_size=p)
     assert got == pytest.approx(want, rel=1e-5)
     assert got > 5  # straddling patches exist in neither source
+    strided = metrics.seam_ratio(cut, [left, right], [30], patch_size=p, stride=2)
+    assert strided == pytest.approx(
+        d[::2, ::2][:, near[::2]].mean() / d[::2, ::2][:, ~near[::2]].mean(), rel=1e-5
+    )
     # Cut the same sources where nothing changes: the seam disappears.
     whole = left + noise[:, :30]
     assert metrics.seam_ratio(whole, [left], [15], patch_size=p) == pytest.approx(1.0, abs=0.2)
