@@ -269,28 +269,28 @@ class Rig:
             except UnknownJob:
                 row["lost"] += 1
                 continue
-            status = record["status"]
-            row["retries"] += max(0, int(record.get("attempts", 0)) - 1)
+            status = record.status
+            row["retries"] += max(0, record.attempts - 1)
             try:
                 results = Result.all(Job.fetch(job_id, connection=self.connection))
             except NoSuchJobError:
                 results = []
             returned = [(r.return_value or {}).get("status") for r in results if r.return_value]
             row["superseded"] += returned.count("superseded")
-            stored = self.store.list(record["output_prefix"] + "/")
-            samples = int(record.get("samples", 1))
+            stored = self.store.list(record.output_prefix + "/")
+            samples = record.samples
             if returned.count("succeeded") > 1 or len(stored) > samples:
                 row["duplicated"] += 1
             if status not in TERMINAL:
                 row["lost"] += 1
                 row["stuck"] += status in ("queued", "running")
             elif status == "succeeded":
-                outputs = record.get("outputs") or []
+                outputs = record.outputs
                 if len(outputs) == samples and all(self.store.exists(k) for k in outputs):
                     row["succeeded"] += 1
                 else:
                     row["lost"] += 1
-            elif status == "failed" and record.get("error"):
+            elif status == "failed" and record.error:
                 row["failed"] += 1
             else:
                 row["lost"] += 1

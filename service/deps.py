@@ -17,7 +17,8 @@ from fastapi.security import (
 from gpnn.config import Settings
 from gpnn.service.errors import Forbidden, NotFound, Unauthorized
 from gpnn.store import Store
-from gpnn.worker.ledger import ANONYMOUS, Ledger
+from gpnn.worker.ledger import Ledger
+from gpnn.worker.records import ANONYMOUS, BatchRecord, JobRecord
 
 _api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="An API key (when keys are configured)."
@@ -78,7 +79,7 @@ def _owner(
 OwnerDep = Annotated[str, Depends(_owner)]
 
 
-def check_owner(record: dict, owner: str, what: str = "job") -> None:
+def check_owner(record: JobRecord | BatchRecord, owner: str, what: str = "job") -> None:
     """Another owner's job or batch answers 404, as if it did not exist."""
-    if record.get("owner", ANONYMOUS) != owner:
-        raise NotFound(f"no {what} `{record['id']}` (unknown or expired)")
+    if record.owner != owner:
+        raise NotFound(f"no {what} `{record.id}` (unknown or expired)")

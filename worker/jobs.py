@@ -126,7 +126,7 @@ def _check_work(params: Any, inputs: dict[str, Any], samples: int, limit: float)
 
 def run_job(job_id: str) -> dict[str, Any]:
     """Run one gpnn job (all its samples) and record the outcome."""
-    from gpnn.core import PARAMS_BY_TASK, Task, encode_png, run_task
+    from gpnn.core import encode_png, run_task
 
     settings = get_settings()
     ledger = Ledger(get_current_job().connection, settings)
@@ -142,24 +142,24 @@ def run_job(job_id: str) -> dict[str, Any]:
         logger.warning("job %s has no record (expired?); skipped", job_id)
         return {"status": "unknown"}
     started = time.perf_counter()
-    samples = int(record.get("samples", 1))
+    samples = record.samples
     try:
-        params = PARAMS_BY_TASK[Task(record["task"])].model_validate(record["params"])
-        inputs = _load_inputs(ledger, record["inputs"])
+        params = record.params
+        inputs = _load_inputs(ledger, record.inputs)
         _check_work(params, inputs, samples, settings.max_job_work)
         engine_started = time.perf_counter()
         images = run_task(
             params,
             inputs,
             samples=samples,
-            progress=_Reporter(ledger, job_id, lease, previews=bool(record.get("preview_levels"))),
+            progress=_Reporter(ledger, job_id, lease, previews=record.preview_levels),
             device=settings.device,
         )
         engine_s = time.perf_counter() - engine_started
         outputs = []
         for n, image in enumerate(images):
             ledger.check_attempt(job_id, lease)
-            key = store_keys.output(record["output_prefix"], n)
+            key = store_keys.output(record.output_prefix, n)
             data = encode_png(image)
             ledger.store.put(key, data, "image/png")
             outputs.append(key)
@@ -226,14 +226,14 @@ def write_batch_report(batch_id: str) -> dict[str, Any]:
             entries,
             title=f"gpnn batch {batch_id}",
             settings={
-                "task": batch["task"],
-                "params": batch["params"],
-                "samples": batch["samples"],
+                "task": batch.task.value,
+                "params": [p.model_dump(mode="json") for p in batch.params],
+                "samples": batch.samples,
                 "metric_stride": settings.report_metric_stride,
             },
         )
         for name, data in files.items():
-            key = store_keys.batch_report(batch["output_prefix"], name)
+            key = store_keys.batch_report(batch.output_prefix, name)
             ledger.store.put(key, data, _media_type(key))
     except (ValueError, StoreError) as error:
         ledger.finish_report(batch_id, error=str(error))
@@ -269,7 +269,7 @@ def record_lost_attempt(job, connection, reason: str) -> None:
         if job.retries_left and job.retries_left > 0:
             ledger.requeue(job.id, f"attempt lost ({reason}); retrying")
         else:
-            attempts = int(ledger.get_job(job.id).get("attempts", 1))
+            attempts = ledger.get_job(job.id).attempts
             ledger.fail(job.id, f"{reason}; gave up after {attempts} attempt(s)")
     except UnknownJob:
         pass  # not a gpnn job record (a report or a delivery), or expired

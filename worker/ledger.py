@@ -13,7 +13,6 @@ import logging
 import secrets
 import socket
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
@@ -25,35 +24,17 @@ from gpnn.store import Store, open_store, with_retry_policy
 from gpnn.store import keys as store_keys
 from gpnn.worker import defaults, keys
 from gpnn.worker.exceptions import AttemptSuperseded, JobCanceled, UnknownJob
+from gpnn.worker.records import (
+    ANONYMOUS,
+    BatchRecord,
+    JobRecord,
+    now_iso,
+    preview_url,
+    time_score,
+)
 from gpnn.worker.status import JobStatus, ReportStatus
 
 logger = logging.getLogger(__name__)
-
-# The owner of jobs submitted while no API keys are configured.
-ANONYMOUS = "anonymous"
-
-JSON_FIELDS = (
-    "params", "inputs", "outputs", "progress", "timings", "seeds", "skipped", "estimate",
-    "previews",
-)  # fmt: skip
-
-
-def now_iso() -> str:
-    """The current UTC time, ISO 8601."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def time_score(stamp: str) -> int:
-    """Milliseconds since the epoch of an ISO 8601 stamp (the score of the owner indexes)."""
-    return round(datetime.fromisoformat(stamp).timestamp() * 1000)
-
-
-def _decode(raw: dict[bytes, bytes]) -> dict[str, Any]:
-    record: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
-    for field in JSON_FIELDS:
-        if field in record:
-            record[field] = json.loads(record[field])
-    return record
 
 
 def jobs_queue_name(settings: Settings) -> str:
@@ -96,23 +77,13 @@ class Ledger:
 
     # --- reading --------------------------------------------------------------------------
 
-    def get_job(self, job_id: str) -> dict[str, Any]:
+    def get_job(self, job_id: str) -> JobRecord:
         """The job record; `UnknownJob` when missing or expired."""
-        raw = self.redis.hgetall(keys.job_key(job_id))
-        if not raw:
-            raise UnknownJob(job_id)
-        return _decode(raw)
+        return JobRecord.load(self.redis, job_id)
 
-    def get_batch(self, batch_id: str) -> dict[str, Any]:
+    def get_batch(self, batch_id: str) -> BatchRecord:
         """The batch record with its counters; `UnknownJob` when missing or expired."""
-        raw = self.redis.hgetall(keys.batch_key(batch_id))
-        if not raw:
-            raise UnknownJob(batch_id)
-        record = _decode(raw)
-        record["job_ids"] = [
-            j.decode() for j in self.redis.lrange(keys.batch_jobs_key(batch_id), 0, -1)
-        ]
-        return record
+        return BatchRecord.load(self.redis, batch_id)
 
     def batch_progress(self, job_ids: list[str]) -> float:
         """Mean fraction done over `job_ids` (finished jobs count as 1)."""
@@ -135,22 +106,18 @@ class Ledger:
 
     # --- creating -------------------------------------------------------------------------
 
-    def create_job(self, record: dict[str, Any]) -> None:
+    def create_job(self, record: JobRecord) -> None:
         """Save a new job record (status queued) and put it on the queue."""
-        job_id = record["id"]
+        job_id = record.id
         created = now_iso()
-        fields = {
-            **{k: v for k, v in record.items() if v is not None and k not in JSON_FIELDS},
-            **{k: json.dumps(record[k]) for k in JSON_FIELDS if k in record},
-            "status": JobStatus.queued.value,
-            "created_at": created,
-            "attempts": 0,
-        }
-        owner = record.get("owner", ANONYMOUS)
+        record = record.model_copy(
+            update={"status": JobStatus.queued, "created_at": created, "attempts": 0}
+        )
+        owner = record.owner
         with self.redis.pipeline() as pipe:
-            pipe.hset(keys.job_key(job_id), mapping=fields)
+            pipe.hset(keys.job_key(job_id), mapping=record.to_redis())
             pipe.expire(keys.job_key(job_id), defaults.PENDING_RECORD_TTL_S)
-            if not record.get("batch_id"):  # a batch's jobs are listed through their batch
+            if not record.batch_id:  # a batch's jobs are listed through their batch
                 pipe.zadd(keys.owner_jobs_key(owner), {job_id: time_score(created)})
             pipe.hincrby(keys.state_counts_key(), JobStatus.queued.value, 1)
             pipe.hincrby(keys.active_jobs_key(), owner, 1)
@@ -170,27 +137,19 @@ class Ledger:
             failure_ttl=self.settings.result_ttl_s,
         )
 
-    def create_batch(self, record: dict[str, Any], jobs: list[dict[str, Any]]) -> None:
+    def create_batch(self, record: BatchRecord, jobs: list[JobRecord]) -> None:
         """Save a batch and its jobs, then queue the jobs (grouped samples per input)."""
-        batch_id = record["id"]
+        batch_id = record.id
         created = now_iso()
-        fields = {
-            **{k: v for k, v in record.items() if v is not None and k not in JSON_FIELDS},
-            **{k: json.dumps(record[k]) for k in JSON_FIELDS if k in record},
-            "status": JobStatus.queued.value,
-            "created_at": created,
-            "total": len(jobs),
-            "done": 0,
-            "started": 0,
-            **{s.value: 0 for s in (JobStatus.succeeded, JobStatus.failed, JobStatus.canceled)},
-        }
+        record = record.model_copy(
+            update={"status": JobStatus.queued, "created_at": created, "total": len(jobs)}
+        )
         with self.redis.pipeline() as pipe:
-            pipe.hset(keys.batch_key(batch_id), mapping=fields)
+            pipe.hset(keys.batch_key(batch_id), mapping=record.to_redis())
             pipe.expire(keys.batch_key(batch_id), defaults.PENDING_RECORD_TTL_S)
-            owner = record.get("owner", ANONYMOUS)
-            pipe.zadd(keys.owner_batches_key(owner), {batch_id: time_score(created)})
+            pipe.zadd(keys.owner_batches_key(record.owner), {batch_id: time_score(created)})
             if jobs:
-                pipe.rpush(keys.batch_jobs_key(batch_id), *[j["id"] for j in jobs])
+                pipe.rpush(keys.batch_jobs_key(batch_id), *[j.id for j in jobs])
                 pipe.expire(keys.batch_jobs_key(batch_id), defaults.PENDING_RECORD_TTL_S)
             pipe.execute()
         for job in jobs:
@@ -209,7 +168,7 @@ class Ledger:
         """Move a job to `new` unless it is finished (or not in `allowed_from`, or its
         lease is no longer `lease`)."""
         key = keys.job_key(job_id)
-        fields = {k: json.dumps(v) if k in JSON_FIELDS else v for k, v in (fields or {}).items()}
+        fields = JobRecord.redis_fields(**(fields or {}))
         with self.redis.pipeline() as pipe:
             while True:
                 try:
@@ -258,13 +217,13 @@ class Ledger:
             JobStatus.running,
             {
                 "started_at": now_iso(),
-                "attempts": int(record.get("attempts", 0)) + 1,
+                "attempts": record.attempts + 1,
                 "lease": lease,
                 "worker_host": self.settings.worker_host or socket.gethostname(),
             },
         )
-        if started and record.get("batch_id") and int(record.get("attempts", 0)) == 0:
-            self.redis.hincrby(keys.batch_key(record["batch_id"]), "started", 1)
+        if started and record.batch_id and record.attempts == 0:
+            self.redis.hincrby(keys.batch_key(record.batch_id), "started", 1)
         return lease if started else None
 
     def check_attempt(self, job_id: str, lease: str) -> None:
@@ -281,7 +240,7 @@ class Ledger:
 
     def report_progress(self, job_id: str, progress: dict[str, Any]) -> None:
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(keys.job_key(job_id), "progress", json.dumps(progress))
+            pipe.hset(keys.job_key(job_id), mapping=JobRecord.redis_fields(progress=progress))
             pipe.publish(
                 keys.job_events_channel(job_id),
                 json.dumps({"type": "progress", "progress": progress}),
@@ -293,7 +252,7 @@ class Ledger:
         latest = previews[-1]
         preview = {**latest, "url": preview_url(job_id, latest["sample"], latest["level"])}
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(keys.job_key(job_id), "previews", json.dumps(previews))
+            pipe.hset(keys.job_key(job_id), mapping=JobRecord.redis_fields(previews=previews))
             pipe.publish(
                 keys.job_events_channel(job_id), json.dumps({"type": "preview", "preview": preview})
             )
@@ -385,24 +344,24 @@ class Ledger:
     def acknowledge_cancel(self, job_id: str) -> None:
         """The worker stopped a canceled job."""
         self._transition(job_id, JobStatus.canceled, {"finished_at": now_iso()})
-        self.redis.hset(keys.job_key(job_id), "stopped_at", now_iso())
+        self.redis.hset(keys.job_key(job_id), mapping=JobRecord.redis_fields(stopped_at=now_iso()))
 
     def cancel_batch(self, batch_id: str) -> int:
         """Cancel every unfinished job of a batch; the number canceled."""
         batch = self.get_batch(batch_id)
-        return sum(self.cancel(job_id) for job_id in batch["job_ids"])
+        return sum(self.cancel(job_id) for job_id in batch.job_ids)
 
     # --- finishing ------------------------------------------------------------------------
 
     def _finished(self, job_id: str) -> None:
         record = self.get_job(job_id)
-        if record.get("webhook_url"):
-            self.send_webhook(record, f"job.{record['status']}", public_job(record))
-        batch_id = record.get("batch_id")
+        if record.webhook_url:
+            self.send_webhook(record, f"job.{record.status}", record.public())
+        batch_id = record.batch_id
         if batch_id:
             key = keys.batch_key(batch_id)
             with self.redis.pipeline() as pipe:
-                pipe.hincrby(key, record["status"], 1)
+                pipe.hincrby(key, record.status.value, 1)
                 pipe.hincrby(key, "done", 1)
                 pipe.hget(key, "total")
                 _, done, total = pipe.execute()
@@ -411,26 +370,24 @@ class Ledger:
 
     def _finish_batch(self, batch_id: str) -> None:
         batch = self.get_batch(batch_id)
-        manifest_key = store_keys.batch_manifest(batch["output_prefix"])
+        manifest_key = store_keys.batch_manifest(batch.output_prefix)
         manifest = self.manifest(batch)
         self.store.put(manifest_key, json.dumps(manifest, indent=2).encode(), "application/json")
-        status = JobStatus.succeeded if int(batch["succeeded"]) > 0 else JobStatus.failed
-        if int(batch["canceled"]) == int(batch["total"]) and int(batch["total"]) > 0:
+        status = JobStatus.succeeded if batch.succeeded > 0 else JobStatus.failed
+        if batch.canceled == batch.total > 0:
             status = JobStatus.canceled
         with self.redis.pipeline() as pipe:
             pipe.hset(
                 keys.batch_key(batch_id),
-                mapping={
-                    "status": status.value,
-                    "finished_at": now_iso(),
-                    "manifest": manifest_key,
-                },
+                mapping=BatchRecord.redis_fields(
+                    status=status, finished_at=now_iso(), manifest=manifest_key
+                ),
             )
             pipe.expire(keys.batch_key(batch_id), self.settings.result_ttl_s)
             pipe.expire(keys.batch_jobs_key(batch_id), self.settings.result_ttl_s)
             pipe.execute()
         logger.info("batch %s: %s", batch_id, status.value)
-        if batch.get("report") == ReportStatus.requested.value:
+        if batch.report == ReportStatus.requested:
             self.jobs_queue.enqueue(
                 "gpnn.worker.jobs.write_batch_report",
                 batch_id,
@@ -438,67 +395,60 @@ class Ledger:
                 result_ttl=self.settings.result_ttl_s,
                 failure_ttl=self.settings.result_ttl_s,
             )
-        if batch.get("webhook_url"):
-            self.send_webhook(
-                batch,
-                f"batch.{status.value}",
-                public_batch(self.get_batch(batch_id)),
-            )
+        if batch.webhook_url:
+            self.send_webhook(batch, f"batch.{status.value}", self.get_batch(batch_id).public())
 
-    def manifest(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def manifest(self, batch: BatchRecord) -> dict[str, Any]:
         """Inputs -> outputs, parameters, seeds, timings and errors of a batch."""
         entries = []
-        for job_id in batch["job_ids"]:
+        for job_id in batch.job_ids:
             try:
                 job = self.get_job(job_id)
             except UnknownJob:
                 entries.append({"job_id": job_id, "status": "expired"})
                 continue
-            seed = int(job["params"].get("seed", 0))
+            public = job.public()
             entries.append(
                 {
                     "job_id": job_id,
-                    "input": job.get("input_name"),
-                    "inputs": job.get("inputs"),
-                    "params": job.get("params"),
-                    "status": job["status"],
-                    "outputs": job.get("outputs", []),
-                    "output_urls": [
-                        output_url(job_id, n) for n in range(len(job.get("outputs", [])))
-                    ],
-                    "seeds": [seed + i for i in range(int(job.get("samples", 1)))],
-                    "created_at": job.get("created_at"),
-                    "started_at": job.get("started_at"),
-                    "finished_at": job.get("finished_at"),
-                    "timings": job.get("timings"),
-                    "attempts": int(job.get("attempts", 0)),
-                    "worker_host": job.get("worker_host"),
-                    "error": job.get("error") if job["status"] != "succeeded" else None,
+                    "input": job.input_name,
+                    "inputs": job.inputs,
+                    "params": public["params"],
+                    "status": public["status"],
+                    "outputs": job.outputs,
+                    "output_urls": public["outputs"],
+                    "seeds": job.seeds,
+                    **{k: public[k] for k in ("created_at", "started_at", "finished_at")},
+                    "timings": public["timings"],
+                    "attempts": public["attempts"],
+                    "worker_host": job.worker_host,
+                    "error": public["error"],
                 }
             )
         return {
-            "batch_id": batch["id"],
-            "task": batch.get("task"),
-            "samples": int(batch.get("samples", 1)),
-            "created_at": batch.get("created_at"),
+            "batch_id": batch.id,
+            "task": batch.task.value,
+            "samples": batch.samples,
+            "created_at": batch.created_at,
             "written_at": now_iso(),
             "jobs": entries,
-            "skipped": batch.get("skipped", []),
-            "skipped_total": int(batch.get("skipped_total", 0)),
+            "skipped": batch.skipped,
+            "skipped_total": batch.skipped_total,
         }
 
     # --- webhooks and metrics ---------------------------------------------------------------
 
     def report_step(self, batch_id: str, done: int, total: int) -> None:
         """Record how many of a report's images are measured (shown as its progress)."""
-        fields = {"report": ReportStatus.running.value, "report_done": done, "report_total": total}
+        fields = BatchRecord.redis_fields(
+            report=ReportStatus.running, report_done=done, report_total=total
+        )
         self.redis.hset(keys.batch_key(batch_id), mapping=fields)
 
     def finish_report(self, batch_id: str, error: str | None = None) -> None:
         """Record that a batch's report was written (or why it was not)."""
-        fields = {"report": ReportStatus.failed.value if error else ReportStatus.written.value}
-        if error:
-            fields["report_error"] = error
+        report = ReportStatus.failed if error else ReportStatus.written
+        fields = BatchRecord.redis_fields(report=report, report_error=error)
         self.redis.hset(keys.batch_key(batch_id), mapping=fields)
 
     def webhook_secret(self, owner: str) -> str:
@@ -513,16 +463,18 @@ class Ledger:
             master = self.redis.get(keys.webhook_secret_key()).decode()
         return owner_secret(master, owner)
 
-    def send_webhook(self, record: dict[str, Any], event: str, data: dict[str, Any]) -> None:
+    def send_webhook(
+        self, record: JobRecord | BatchRecord, event: str, data: dict[str, Any]
+    ) -> None:
         """Queue a signed delivery of `event` to the record's webhook (retried with backoff
         by the delivery job, on the webhook workers)."""
         body = json.dumps({"type": event, "created_at": now_iso(), "data": data})
         self.webhooks_queue.enqueue(
             "gpnn.worker.webhooks.deliver",
-            record["webhook_url"],
-            data["id"],
+            record.webhook_url,
+            record.id,
             body,
-            record.get("owner", ANONYMOUS),
+            record.owner,
             job_timeout=defaults.WEBHOOK_JOB_TIMEOUT_S,
             result_ttl=self.settings.result_ttl_s,
             failure_ttl=self.settings.result_ttl_s,
@@ -539,81 +491,6 @@ class Ledger:
             pipe.hincrbyfloat(key, "sum", value)
             pipe.hincrby(key, "count", 1)
             pipe.execute()
-
-
-def preview_url(job_id: str, sample: int, level: int) -> str:
-    """Where the API serves that preview (relative to the API's base URL)."""
-    return f"/v1/jobs/{job_id}/previews/{sample}/{level}"
-
-
-def output_url(job_id: str, n: int) -> str:
-    """Where the API serves output `n` of a job (relative to the API's base URL)."""
-    return f"/v1/jobs/{job_id}/outputs/{n}"
-
-
-def public_job(record: dict[str, Any]) -> dict[str, Any]:
-    """The job as users see it (API answers, webhooks)."""
-    job_id = record["id"]
-    outputs = record.get("outputs") or []
-    return {
-        "id": job_id,
-        "task": record["task"],
-        "params": record["params"],
-        "samples": int(record.get("samples", 1)),
-        "status": record["status"],
-        "progress": record.get("progress"),
-        "created_at": record.get("created_at"),
-        "started_at": record.get("started_at"),
-        "finished_at": record.get("finished_at"),
-        "stopped_at": record.get("stopped_at"),
-        "attempts": int(record.get("attempts", 0)),
-        "error": record.get("error") if record["status"] != JobStatus.succeeded else None,
-        "batch_id": record.get("batch_id"),
-        "outputs": [output_url(job_id, n) for n in range(len(outputs))],
-        "previews": [
-            {**p, "url": preview_url(job_id, p["sample"], p["level"])}
-            for p in record.get("previews") or []
-        ],
-        "timings": record.get("timings"),
-        "estimate": record.get("estimate"),
-    }
-
-
-def public_batch(record: dict[str, Any], fraction: float | None = None) -> dict[str, Any]:
-    """The batch as users see it (API answers, webhooks)."""
-    total = int(record.get("total", 0))
-    done = int(record.get("done", 0))
-    status = record["status"]
-    if not JobStatus(status).is_terminal():
-        status = JobStatus.running if int(record.get("started", 0)) or done else JobStatus.queued
-    return {
-        "id": record["id"],
-        "task": record["task"],
-        "params": record["params"],
-        "samples": int(record.get("samples", 1)),
-        "status": status,
-        "total": total,
-        "done": done,
-        "succeeded": int(record.get("succeeded", 0)),
-        "failed": int(record.get("failed", 0)),
-        "canceled": int(record.get("canceled", 0)),
-        "progress": fraction if fraction is not None else (done / total if total else 1.0),
-        "created_at": record.get("created_at"),
-        "finished_at": record.get("finished_at"),
-        "jobs": [f"/v1/jobs/{j}" for j in record.get("job_ids", [])],
-        "manifest": f"/v1/batches/{record['id']}/manifest" if record.get("manifest") else None,
-        "manifest_key": record.get("manifest"),
-        "report": record.get("report"),
-        "report_url": f"/v1/batches/{record['id']}/report/index.html"
-        if record.get("report") == ReportStatus.written.value
-        else None,
-        "report_error": record.get("report_error"),
-        "report_progress": int(record["report_done"]) / int(record["report_total"])
-        if int(record.get("report_total", 0))
-        else None,
-        "skipped": record.get("skipped", []),
-        "skipped_total": int(record.get("skipped_total", 0)),
-    }
 
 
 def wait_for_redis(connection: Redis, timeout_s: float = 10.0) -> None:

@@ -37,8 +37,9 @@ from gpnn.store import keys as store_keys
 from gpnn.store.base import check_key
 from gpnn.store.keys import check_input_prefix, is_shared_input
 from gpnn.worker.imagecheck import UnreadableImage, image_size
-from gpnn.worker.ledger import Ledger, UnknownJob, public_batch
-from gpnn.worker.status import JobStatus, ReportStatus
+from gpnn.worker.ledger import Ledger, UnknownJob
+from gpnn.worker.records import BatchRecord, JobRecord
+from gpnn.worker.status import ReportStatus
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
@@ -236,33 +237,33 @@ def create_batch(
             index = len(jobs)
             param_set = k if len(param_sets) > 1 else None
             jobs.append(
-                {
-                    "id": uuid.uuid4().hex,
-                    "task": task.value,
-                    "params": job_params.model_dump(mode="json"),
-                    "samples": samples,
-                    "owner": owner,
-                    "inputs": {"source": key, **shared},
-                    "input_name": name,
-                    "output_prefix": store_keys.batch_outputs(batch_id, i, name, param_set),
-                    "batch_id": batch_id,
-                    "batch_index": index,
-                }
+                JobRecord(
+                    id=uuid.uuid4().hex,
+                    task=task,
+                    params=job_params,
+                    samples=samples,
+                    owner=owner,
+                    inputs={"source": key, **shared},
+                    input_name=name,
+                    output_prefix=store_keys.batch_outputs(batch_id, i, name, param_set),
+                    batch_id=batch_id,
+                    batch_index=index,
+                )
             )
     ledger.create_batch(
-        {
-            "id": batch_id,
-            "task": task.value,
-            "params": [p.model_dump(mode="json") for p in param_sets],
-            "samples": samples,
-            "owner": owner,
-            "output_prefix": base,
-            "webhook_url": webhook,
-            "origin": "archive" if archive is not None else f"prefix:{prefix}",
-            "report": ReportStatus.requested.value if report else None,
-            "skipped": skipped[:MAX_SKIPPED_LISTED],
-            "skipped_total": len(skipped),
-        },
+        BatchRecord(
+            id=batch_id,
+            task=task,
+            params=param_sets,
+            samples=samples,
+            owner=owner,
+            output_prefix=base,
+            webhook_url=webhook,
+            origin="archive" if archive is not None else f"prefix:{prefix}",
+            report=ReportStatus.requested if report else None,
+            skipped=skipped[:MAX_SKIPPED_LISTED],
+            skipped_total=len(skipped),
+        ),
         jobs,
     )
     response.headers["Location"] = f"/v1/batches/{batch_id}"
@@ -287,12 +288,12 @@ def _prefix_inputs(ledger: Ledger, prefix: str, limit: int) -> list[tuple[str, s
 def _public(ledger: Ledger, batch_id: str) -> BatchPublic:
     record = ledger.get_batch(batch_id)
     fraction = None
-    if not JobStatus(record["status"]).is_terminal():
-        fraction = ledger.batch_progress(record["job_ids"])
-    return BatchPublic.model_validate(public_batch(record, fraction))
+    if not record.status.is_terminal():
+        fraction = ledger.batch_progress(record.job_ids)
+    return BatchPublic.model_validate(record.public(fraction))
 
 
-def _owned(ledger: Ledger, batch_id: str, owner: str) -> dict:
+def _owned(ledger: Ledger, batch_id: str, owner: str) -> BatchRecord:
     record = ledger.get_batch(batch_id)
     check_owner(record, owner, "batch")
     return record
@@ -311,10 +312,10 @@ def get_batch(batch_id: BatchId, ledger: LedgerDep, owner: OwnerDep) -> BatchPub
 )
 def get_manifest(batch_id: BatchId, ledger: LedgerDep, owner: OwnerDep) -> Response:
     record = _owned(ledger, batch_id, owner)
-    if not record.get("manifest"):
+    if not record.manifest:
         raise Conflict(f"batch `{batch_id}` is not finished; no manifest yet")
     gone = f"the manifest of batch `{batch_id}` has expired"
-    answer = stored_object(ledger.store, record["manifest"], gone=gone)
+    answer = stored_object(ledger.store, record.manifest, gone=gone)
     json.loads(answer.body)
     return answer
 
@@ -329,15 +330,15 @@ def get_manifest(batch_id: BatchId, ledger: LedgerDep, owner: OwnerDep) -> Respo
 )
 def get_outputs_zip(batch_id: BatchId, ledger: LedgerDep, owner: OwnerDep) -> Response:
     record = _owned(ledger, batch_id, owner)
-    prefix = f"{record['output_prefix']}/"
+    prefix = f"{record.output_prefix}/"
 
     def outputs():
-        for job_id in record.get("job_ids", []):
+        for job_id in record.job_ids:
             try:
                 job = ledger.get_job(job_id)
             except UnknownJob:
                 continue
-            for key in job.get("outputs") or []:
+            for key in job.outputs:
                 try:
                     yield key.removeprefix(prefix), ledger.store.get(key)
                 except ObjectNotFound:
@@ -353,11 +354,11 @@ def get_outputs_zip(batch_id: BatchId, ledger: LedgerDep, owner: OwnerDep) -> Re
 )
 def get_report_file(batch_id: BatchId, name: str, ledger: LedgerDep, owner: OwnerDep) -> Response:
     record = _owned(ledger, batch_id, owner)
-    if record.get("report") != ReportStatus.written.value:
-        state = record.get("report") or "not requested"
+    if record.report != ReportStatus.written:
+        state = record.report or "not requested"
         raise Conflict(f"the report of batch `{batch_id}` is not available ({state})")
     try:
-        key = check_key(store_keys.batch_report(record["output_prefix"], name))
+        key = check_key(store_keys.batch_report(record.output_prefix, name))
     except ValueError:
         raise NotFound(f"no report file {name!r}") from None
     return stored_object(ledger.store, key, gone=f"no report file `{name}` in batch `{batch_id}`")

@@ -24,8 +24,7 @@ from gpnn.service.deps import LedgerDep, OwnerDep
 from gpnn.service.routes.jobs import ERRORS, JobId, load_owned_job
 from gpnn.worker import keys
 from gpnn.worker.exceptions import UnknownJob
-from gpnn.worker.ledger import Ledger, public_job
-from gpnn.worker.status import JobStatus
+from gpnn.worker.ledger import Ledger
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -62,9 +61,9 @@ async def job_events(
 async def _stream(job_id: str, request: Request, ledger: Ledger, pubsub) -> AsyncIterator[str]:
     try:
         record = await asyncio.to_thread(ledger.get_job, job_id)
-        yield _event("job", public_job(record))
+        yield _event("job", record.public())
         quiet_since = time.monotonic()
-        while not JobStatus(record["status"]).is_terminal():
+        while not record.status.is_terminal():
             if await request.is_disconnected():
                 return
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
@@ -77,10 +76,10 @@ async def _stream(job_id: str, request: Request, ledger: Ledger, pubsub) -> Asyn
             event = json.loads(message["data"])
             if event["type"] == "status":
                 record = await asyncio.to_thread(ledger.get_job, job_id)
-                yield _event("job", public_job(record))
+                yield _event("job", record.public())
             elif event["type"] in ("progress", "preview"):
                 yield _event(event["type"], event[event["type"]])
-        yield _event("done", {"id": job_id, "status": record["status"]})
+        yield _event("done", {"id": job_id, "status": record.status.value})
     except UnknownJob:
         yield _event("done", {"id": job_id, "status": "expired"})
     finally:

@@ -28,7 +28,8 @@ from gpnn.service.schemas import ErrorBody, JobPublic
 from gpnn.store import keys as store_keys
 from gpnn.worker import defaults, keys
 from gpnn.worker.exceptions import UnknownJob
-from gpnn.worker.ledger import Ledger, public_job
+from gpnn.worker.ledger import Ledger
+from gpnn.worker.records import JobRecord
 from gpnn.worker.status import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -48,7 +49,7 @@ JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Job id.")]
 MAX_WAIT_S = 60
 
 
-def load_owned_job(ledger: Ledger, job_id: str, owner: str) -> dict:
+def load_owned_job(ledger: Ledger, job_id: str, owner: str) -> JobRecord:
     record = ledger.get_job(job_id)
     check_owner(record, owner)
     return record
@@ -141,7 +142,7 @@ def create_job(
         if existing is not None:
             response.headers["Location"] = f"/v1/jobs/{existing}"
             response.headers["Idempotent-Replayed"] = "true"
-            return JobPublic.model_validate(public_job(_wait_for_record(ledger, existing)))
+            return JobPublic.model_validate(_wait_for_record(ledger, existing).public())
 
     try:
         inputs: dict[str, str | list[str]] = {}
@@ -157,18 +158,18 @@ def create_job(
                 key = store_keys.job_input(job_id, name, image_extension(data))
                 inputs[name] = put_input(ledger, key, data)
         ledger.create_job(
-            {
-                "id": job_id,
-                "task": task.value,
-                "params": job_params.model_dump(mode="json"),
-                "samples": samples,
-                "owner": owner,
-                "inputs": inputs,
-                "output_prefix": store_keys.job_outputs(job_id),
-                "webhook_url": webhook,
-                "estimate": estimate,
-                "preview_levels": 1 if previews else None,
-            }
+            JobRecord(
+                id=job_id,
+                task=task,
+                params=job_params,
+                samples=samples,
+                owner=owner,
+                inputs=inputs,
+                output_prefix=store_keys.job_outputs(job_id),
+                webhook_url=webhook,
+                estimate=estimate,
+                preview_levels=previews,
+            )
         )
     except BaseException:
         if idempotency_key:  # free the key: nothing was queued under it
@@ -178,10 +179,10 @@ def create_job(
     if wait_s:
         response.headers["Preference-Applied"] = f"wait={wait_s}"
         record = wait_for_end(ledger, job_id, wait_s)
-        if JobStatus(record["status"]).is_terminal():
+        if record.status.is_terminal():
             response.status_code = 200
-        return JobPublic.model_validate(public_job(record))
-    return JobPublic.model_validate(public_job(ledger.get_job(job_id)))
+        return JobPublic.model_validate(record.public())
+    return JobPublic.model_validate(ledger.get_job(job_id).public())
 
 
 def _preferred_wait(prefer: str | None) -> int:
@@ -191,7 +192,7 @@ def _preferred_wait(prefer: str | None) -> int:
     return min(int(match.group(1)), MAX_WAIT_S) if match else 0
 
 
-def wait_for_end(ledger: Ledger, job_id: str, seconds: float) -> dict:
+def wait_for_end(ledger: Ledger, job_id: str, seconds: float) -> JobRecord:
     """The job's record once it is finished, or after `seconds`, whichever is first.
 
     Listens to the job's events channel (no polling): subscribed before the record is
@@ -201,7 +202,7 @@ def wait_for_end(ledger: Ledger, job_id: str, seconds: float) -> dict:
     with ledger.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
         pubsub.subscribe(keys.job_events_channel(job_id))
         record = ledger.get_job(job_id)
-        while not JobStatus(record["status"]).is_terminal():
+        while not record.status.is_terminal():
             left = deadline - time.monotonic()
             if left <= 0:
                 break
@@ -243,7 +244,7 @@ def _claim_idempotency_key(
     return existing
 
 
-def _wait_for_record(ledger: Ledger, job_id: str) -> dict:
+def _wait_for_record(ledger: Ledger, job_id: str) -> JobRecord:
     deadline = time.monotonic() + 10.0
     while True:
         try:
@@ -256,7 +257,7 @@ def _wait_for_record(ledger: Ledger, job_id: str) -> dict:
 
 @router.get("/{job_id}", response_model=JobPublic, responses=ERRORS, summary="Read a job")
 def get_job(job_id: JobId, ledger: LedgerDep, owner: OwnerDep) -> JobPublic:
-    return JobPublic.model_validate(public_job(load_owned_job(ledger, job_id, owner)))
+    return JobPublic.model_validate(load_owned_job(ledger, job_id, owner).public())
 
 
 @router.get(
@@ -278,9 +279,9 @@ def get_output(
     owner: OwnerDep,
 ) -> Response:
     record = load_owned_job(ledger, job_id, owner)
-    if record["status"] != JobStatus.succeeded:
-        raise Conflict(f"job `{job_id}` is {record['status']}, it has no outputs")
-    outputs = record.get("outputs") or []
+    if record.status != JobStatus.succeeded:
+        raise Conflict(f"job `{job_id}` is {record.status}, it has no outputs")
+    outputs = record.outputs
     if n >= len(outputs):
         raise NotFound(f"job `{job_id}` has {len(outputs)} output(s); no output {n}")
     url = ledger.store.download_url(outputs[n], settings.download_url_ttl_s)
@@ -306,12 +307,9 @@ def get_output(
 )
 def get_outputs_zip(job_id: JobId, ledger: LedgerDep, owner: OwnerDep) -> Response:
     record = load_owned_job(ledger, job_id, owner)
-    if record["status"] != JobStatus.succeeded:
-        raise Conflict(f"job `{job_id}` is {record['status']}, it has no outputs")
-    outputs = (
-        (f"{job_id}-{n}.png", ledger.store.get(key))
-        for n, key in enumerate(record.get("outputs") or [])
-    )
+    if record.status != JobStatus.succeeded:
+        raise Conflict(f"job `{job_id}` is {record.status}, it has no outputs")
+    outputs = ((f"{job_id}-{n}.png", ledger.store.get(key)) for n, key in enumerate(record.outputs))
     return zip_response(outputs, f"job-{job_id}-outputs.zip")
 
 
@@ -328,9 +326,8 @@ def get_input(
     owner: OwnerDep,
 ) -> Response:
     record = load_owned_job(ledger, job_id, owner)
-    inputs = record.get("inputs") or {}
     name, _, index = input_name.partition("-")
-    key = inputs.get(name)
+    key = record.inputs.get(name)
     if isinstance(key, list):
         key = key[int(index)] if index and int(index) < len(key) else None
     elif index:
@@ -356,7 +353,7 @@ def get_preview(
     owner: OwnerDep,
 ) -> Response:
     record = load_owned_job(ledger, job_id, owner)
-    known = any(p["sample"] == n and p["level"] == level for p in record.get("previews") or [])
+    known = any(p["sample"] == n and p["level"] == level for p in record.previews)
     if not known:
         raise NotFound(f"job `{job_id}` has no preview of sample {n} at level {level}")
     key = store_keys.job_preview(job_id, n, level)
@@ -378,15 +375,15 @@ def get_preview(
 )
 def cancel_job(job_id: JobId, ledger: LedgerDep, owner: OwnerDep) -> JobPublic:
     record = load_owned_job(ledger, job_id, owner)
-    if JobStatus(record["status"]).is_terminal():
-        if record["status"] == JobStatus.canceled:
-            return JobPublic.model_validate(public_job(record))
-        raise Conflict(f"job `{job_id}` already {record['status']}")
+    if record.status.is_terminal():
+        if record.status == JobStatus.canceled:
+            return JobPublic.model_validate(record.public())
+        raise Conflict(f"job `{job_id}` already {record.status}")
     if not ledger.cancel(job_id):
         record = ledger.get_job(job_id)
-        if record["status"] != JobStatus.canceled:
-            raise Conflict(f"job `{job_id}` already {record['status']}")
-    return JobPublic.model_validate(public_job(ledger.get_job(job_id)))
+        if record.status != JobStatus.canceled:
+            raise Conflict(f"job `{job_id}` already {record.status}")
+    return JobPublic.model_validate(ledger.get_job(job_id).public())
 
 
 __all__ = ["router"]

@@ -22,7 +22,7 @@ from gpnn.service.errors import InvalidRequest
 from gpnn.service.routes.jobs import ERRORS
 from gpnn.service.schemas import BatchList, BatchPublic, JobList, JobPublic
 from gpnn.worker import keys
-from gpnn.worker.ledger import Ledger, UnknownJob, public_batch, public_job
+from gpnn.worker.ledger import Ledger, UnknownJob
 from gpnn.worker.status import JobStatus
 
 router = APIRouter(prefix="/v1", tags=["listing"])
@@ -82,9 +82,10 @@ class PageQuery:
         self.position = _position(cursor, created_before)
         self.since_ms = _ms(created_after) if created_after else None
 
-    def keep(self, record: dict[str, Any]) -> bool:
-        return (not self.status or record["status"] in self.status) and (
-            self.task is None or record["task"] == self.task
+    def keep(self, public: dict[str, Any]) -> bool:
+        """Whether a job or batch (its public shape) matches the filters."""
+        return (not self.status or public["status"] in self.status) and (
+            self.task is None or public["task"] == self.task
         )
 
 
@@ -94,7 +95,8 @@ def _page(
     load: Callable[[str], dict[str, Any] | None],
     query: PageQuery,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Up to `query.limit` kept records below its position, and the next page's cursor."""
+    """Up to `query.limit` kept items (public shapes, as `load` gives them) below its
+    position, and the next page's cursor."""
     limit, position, since_ms = query.limit, query.position, query.since_ms
     results: list[dict[str, Any]] = []
     scanned = 0
@@ -133,13 +135,13 @@ def list_jobs(request: Request, ledger: LedgerDep, owner: OwnerDep, query: Page)
 
     def load(job_id: str) -> dict[str, Any] | None:
         try:
-            return ledger.get_job(job_id)
+            return ledger.get_job(job_id).public()
         except UnknownJob:
             return None
 
-    records, next_cursor = _page(ledger, keys.owner_jobs_key(owner), load, query)
+    jobs, next_cursor = _page(ledger, keys.owner_jobs_key(owner), load, query)
     return JobList(
-        results=[JobPublic.model_validate(public_job(r)) for r in records],
+        results=[JobPublic.model_validate(j) for j in jobs],
         next=_next_url(request, next_cursor),
     )
 
@@ -154,9 +156,9 @@ def list_batches(request: Request, ledger: LedgerDep, owner: OwnerDep, query: Pa
         except UnknownJob:
             return None
         fraction = None
-        if not JobStatus(record["status"]).is_terminal():
-            fraction = ledger.batch_progress(record["job_ids"])
-        return public_batch(record, fraction)
+        if not record.status.is_terminal():
+            fraction = ledger.batch_progress(record.job_ids)
+        return record.public(fraction)
 
     batches, next_cursor = _page(ledger, keys.owner_batches_key(owner), load, query)
     return BatchList(
