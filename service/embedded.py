@@ -26,8 +26,7 @@ from pathlib import Path
 from redis import Redis
 
 from gpnn.config import Settings, get_settings
-from gpnn.worker.ledger import wait_for_redis
-from gpnn.worker.runner import WorkerPool
+from gpnn.worker.runner import WorkerPool, wait_for_redis
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ class RedisCollector:
     def collect(self):
         redis = self.ledger.redis
         depth = GaugeMetricFamily("gpnn_queue_depth", "Jobs waiting in a queue.", labels=["queue"])
-        for queue in (self.ledger.jobs_queue, self.ledger.webhooks_queue):
+        for queue in (self.ledger.queues.jobs, self.ledger.queues.webhooks):
             depth.add_metric([queue.name], queue.count)
         yield depth
         states = GaugeMetricFamily(

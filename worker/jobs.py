@@ -21,6 +21,7 @@ from gpnn.worker import defaults
 from gpnn.worker.exceptions import AttemptSuperseded, JobCanceled, UnknownJob
 from gpnn.worker.imagecheck import check_image
 from gpnn.worker.ledger import Ledger
+from gpnn.worker.manifests import build_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +205,8 @@ def write_batch_report(batch_id: str) -> dict[str, Any]:
 
     try:
         entries = []
-        succeeded = [e for e in ledger.manifest(batch)["jobs"] if e["status"] == "succeeded"]
+        jobs = build_manifest(ledger.redis, batch)["jobs"]
+        succeeded = [e for e in jobs if e["status"] == "succeeded"]
         for done, entry in enumerate(succeeded):
             ledger.report_step(batch_id, done, len(succeeded))
             source = decode_image(fetch(entry["inputs"]["source"]), name=entry["input"])

@@ -1,9 +1,11 @@
-"""Job and batch records in Redis, and every change of their state.
+"""Every change of state of a job or a batch.
 
-State changes go only through `Ledger` methods; each one stamps the time,
-refuses to leave a terminal state, keeps the per-state counters of /metrics,
-fires the webhook of a finished job or batch and, for the last job of a batch,
-writes the batch manifest to the store.
+State changes go only through `Ledger` methods; each one stamps the time and refuses to
+leave a terminal state. What follows a change is done by the module of its own concern,
+called from here: queueing (`gpnn.worker.queueing`), the /metrics counters
+(`gpnn.worker.counters`), the webhook of a finished job or batch
+(`gpnn.worker.webhooks.notify`) and, for the last job of a batch, its manifest
+(`gpnn.worker.manifests`). The records themselves are `gpnn.worker.records`.
 """
 
 from __future__ import annotations
@@ -12,18 +14,19 @@ import json
 import logging
 import secrets
 import socket
-import time
 from typing import Any
 
 from redis import Redis
 from redis.exceptions import WatchError
-from rq import Callback, Queue, Retry
 
 from gpnn.config import Settings
 from gpnn.store import Store, open_store, with_retry_policy
-from gpnn.store import keys as store_keys
-from gpnn.worker import defaults, keys
+from gpnn.worker import counters, defaults, keys, manifests, webhooks
 from gpnn.worker.exceptions import AttemptSuperseded, JobCanceled, UnknownJob
+from gpnn.worker.queueing import Queues
+
+# Re-exported: callers (tests/service/test_webhooks.py) import it from here.
+from gpnn.worker.queueing import webhooks_queue_name as webhooks_queue_name
 from gpnn.worker.records import (
     ANONYMOUS,
     BatchRecord,
@@ -35,14 +38,6 @@ from gpnn.worker.records import (
 from gpnn.worker.status import JobStatus, ReportStatus
 
 logger = logging.getLogger(__name__)
-
-
-def jobs_queue_name(settings: Settings) -> str:
-    return settings.queue_name
-
-
-def webhooks_queue_name(settings: Settings) -> str:
-    return settings.queue_name + defaults.WEBHOOKS_QUEUE_SUFFIX
 
 
 class Ledger:
@@ -62,8 +57,7 @@ class Ledger:
         self.redis = connection
         self.settings = settings
         self._store = store if store is None else self._with_policy(store)
-        self.jobs_queue = Queue(jobs_queue_name(settings), connection=connection)
-        self.webhooks_queue = Queue(webhooks_queue_name(settings), connection=connection)
+        self.queues = Queues(connection, settings)
 
     def _with_policy(self, store: Store) -> Store:
         retries, delay_s = self.settings.store_retries, self.settings.store_retry_delay_s
@@ -119,23 +113,9 @@ class Ledger:
             pipe.expire(keys.job_key(job_id), defaults.PENDING_RECORD_TTL_S)
             if not record.batch_id:  # a batch's jobs are listed through their batch
                 pipe.zadd(keys.owner_jobs_key(owner), {job_id: time_score(created)})
-            pipe.hincrby(keys.state_counts_key(), JobStatus.queued.value, 1)
-            pipe.hincrby(keys.active_jobs_key(), owner, 1)
+            counters.count_created(pipe, owner)
             pipe.execute()
-        self.enqueue(job_id)
-
-    def enqueue(self, job_id: str) -> None:
-        retries = self.settings.job_retries
-        self.jobs_queue.enqueue(
-            "gpnn.worker.jobs.run_job",
-            job_id,
-            job_id=job_id,
-            job_timeout=self.settings.job_timeout_s,
-            retry=Retry(max=retries) if retries > 0 else None,
-            on_failure=Callback("gpnn.worker.jobs.on_rq_failure"),
-            result_ttl=self.settings.result_ttl_s,
-            failure_ttl=self.settings.result_ttl_s,
-        )
+        self.queues.run_job(job_id)
 
     def create_batch(self, record: BatchRecord, jobs: list[JobRecord]) -> None:
         """Save a batch and its jobs, then queue the jobs (grouped samples per input)."""
@@ -186,13 +166,11 @@ class Ledger:
                         return False
                     pipe.multi()
                     pipe.hset(key, mapping={"status": new.value, **fields})
-                    if status != new:
-                        pipe.hincrby(keys.state_counts_key(), status.value, -1)
-                        pipe.hincrby(keys.state_counts_key(), new.value, 1)
                     if new.is_terminal():
                         pipe.expire(key, self.settings.result_ttl_s)
-                        owner = owner.decode() if owner else ANONYMOUS
-                        pipe.hincrby(keys.active_jobs_key(), owner, -1)
+                    counters.count_transition(
+                        pipe, status, new, owner.decode() if owner else ANONYMOUS
+                    )
                     pipe.publish(
                         keys.job_events_channel(job_id),
                         json.dumps({"type": "status", "status": new.value}),
@@ -258,36 +236,6 @@ class Ledger:
             )
             pipe.execute()
 
-    def page_index(
-        self,
-        key: str,
-        *,
-        limit: int,
-        before: tuple[int, str] | None = None,
-        since_ms: int | None = None,
-    ) -> list[tuple[str, int]]:
-        """Up to `limit` (id, score) of an owner index, newest first, strictly after the
-        position `before` (score, id) and not older than `since_ms`."""
-        top = before[0] if before else "+inf"
-        bottom = since_ms if since_ms is not None else "-inf"
-        found: list[tuple[str, int]] = []
-        offset = 0
-        while len(found) < limit:
-            rows = self.redis.zrevrangebyscore(
-                key, top, bottom, start=offset, num=limit, withscores=True
-            )
-            if not rows:
-                break
-            offset += len(rows)
-            for member, score in rows:
-                item = (member.decode(), int(score))
-                if before and item[1] == before[0] and item[0] >= before[1]:
-                    continue
-                found.append(item)
-                if len(found) == limit:
-                    break
-        return found
-
     def succeed(
         self, job_id: str, outputs: list[str], timings: dict[str, float], *, lease: str
     ) -> bool:
@@ -299,10 +247,7 @@ class Ledger:
             lease=lease,
         )
         if done:
-            samples = max(len(outputs), 1)
-            self.observe("job_duration_seconds", timings.get("total_s", 0.0))
-            for _ in range(samples):
-                self.observe("engine_seconds_per_image", timings.get("engine_s", 0.0) / samples)
+            counters.observe_success(self.redis, timings, samples=max(len(outputs), 1))
         return done
 
     def fail(self, job_id: str, error: str) -> bool:
@@ -355,8 +300,7 @@ class Ledger:
 
     def _finished(self, job_id: str) -> None:
         record = self.get_job(job_id)
-        if record.webhook_url:
-            self.send_webhook(record, f"job.{record.status}", record.public())
+        webhooks.notify(self.queues, record)
         batch_id = record.batch_id
         if batch_id:
             key = keys.batch_key(batch_id)
@@ -370,9 +314,7 @@ class Ledger:
 
     def _finish_batch(self, batch_id: str) -> None:
         batch = self.get_batch(batch_id)
-        manifest_key = store_keys.batch_manifest(batch.output_prefix)
-        manifest = self.manifest(batch)
-        self.store.put(manifest_key, json.dumps(manifest, indent=2).encode(), "application/json")
+        manifest_key = manifests.write_manifest(self.store, self.redis, batch)
         status = JobStatus.succeeded if batch.succeeded > 0 else JobStatus.failed
         if batch.canceled == batch.total > 0:
             status = JobStatus.canceled
@@ -388,55 +330,11 @@ class Ledger:
             pipe.execute()
         logger.info("batch %s: %s", batch_id, status.value)
         if batch.report == ReportStatus.requested:
-            self.jobs_queue.enqueue(
-                "gpnn.worker.jobs.write_batch_report",
-                batch_id,
-                job_timeout=self.settings.job_timeout_s,
-                result_ttl=self.settings.result_ttl_s,
-                failure_ttl=self.settings.result_ttl_s,
-            )
+            self.queues.write_batch_report(batch_id)
         if batch.webhook_url:
-            self.send_webhook(batch, f"batch.{status.value}", self.get_batch(batch_id).public())
+            webhooks.notify(self.queues, self.get_batch(batch_id))
 
-    def manifest(self, batch: BatchRecord) -> dict[str, Any]:
-        """Inputs -> outputs, parameters, seeds, timings and errors of a batch."""
-        entries = []
-        for job_id in batch.job_ids:
-            try:
-                job = self.get_job(job_id)
-            except UnknownJob:
-                entries.append({"job_id": job_id, "status": "expired"})
-                continue
-            public = job.public()
-            entries.append(
-                {
-                    "job_id": job_id,
-                    "input": job.input_name,
-                    "inputs": job.inputs,
-                    "params": public["params"],
-                    "status": public["status"],
-                    "outputs": job.outputs,
-                    "output_urls": public["outputs"],
-                    "seeds": job.seeds,
-                    **{k: public[k] for k in ("created_at", "started_at", "finished_at")},
-                    "timings": public["timings"],
-                    "attempts": public["attempts"],
-                    "worker_host": job.worker_host,
-                    "error": public["error"],
-                }
-            )
-        return {
-            "batch_id": batch.id,
-            "task": batch.task.value,
-            "samples": batch.samples,
-            "created_at": batch.created_at,
-            "written_at": now_iso(),
-            "jobs": entries,
-            "skipped": batch.skipped,
-            "skipped_total": batch.skipped_total,
-        }
-
-    # --- webhooks and metrics ---------------------------------------------------------------
+    # --- reports -----------------------------------------------------------------------------
 
     def report_step(self, batch_id: str, done: int, total: int) -> None:
         """Record how many of a report's images are measured (shown as its progress)."""
@@ -450,57 +348,3 @@ class Ledger:
         report = ReportStatus.failed if error else ReportStatus.written
         fields = BatchRecord.redis_fields(report=report, report_error=error)
         self.redis.hset(keys.batch_key(batch_id), mapping=fields)
-
-    def webhook_secret(self, owner: str) -> str:
-        """The secret that signs `owner`'s deliveries (see `gpnn.worker.webhooks`)."""
-        from gpnn.worker.webhooks import SECRET_PREFIX, owner_secret
-
-        if self.settings.webhook_secret is not None:
-            master = self.settings.webhook_secret.get_secret_value()
-        else:
-            generated = SECRET_PREFIX + secrets.token_urlsafe(32)
-            self.redis.set(keys.webhook_secret_key(), generated, nx=True)
-            master = self.redis.get(keys.webhook_secret_key()).decode()
-        return owner_secret(master, owner)
-
-    def send_webhook(
-        self, record: JobRecord | BatchRecord, event: str, data: dict[str, Any]
-    ) -> None:
-        """Queue a signed delivery of `event` to the record's webhook (retried with backoff
-        by the delivery job, on the webhook workers)."""
-        body = json.dumps({"type": event, "created_at": now_iso(), "data": data})
-        self.webhooks_queue.enqueue(
-            "gpnn.worker.webhooks.deliver",
-            record.webhook_url,
-            record.id,
-            body,
-            record.owner,
-            job_timeout=defaults.WEBHOOK_JOB_TIMEOUT_S,
-            result_ttl=self.settings.result_ttl_s,
-            failure_ttl=self.settings.result_ttl_s,
-        )
-
-    def observe(self, name: str, value: float) -> None:
-        """Add one observation to a histogram kept in Redis (shared by all workers)."""
-        key = keys.histogram_key(name)
-        with self.redis.pipeline(transaction=False) as pipe:
-            for bound in defaults.DURATION_BUCKETS_S:
-                if value <= bound:
-                    pipe.hincrby(key, str(bound), 1)
-            pipe.hincrby(key, "+Inf", 1)
-            pipe.hincrbyfloat(key, "sum", value)
-            pipe.hincrby(key, "count", 1)
-            pipe.execute()
-
-
-def wait_for_redis(connection: Redis, timeout_s: float = 10.0) -> None:
-    """Poll `connection` until it answers PING, or raise `ConnectionError`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            connection.ping()
-            return
-        except Exception as error:
-            if time.monotonic() > deadline:
-                raise ConnectionError(f"Redis not reachable: {error}") from error
-            time.sleep(0.05)

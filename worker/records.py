@@ -24,7 +24,7 @@ import types
 import typing
 from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from redis import Redis
@@ -144,6 +144,8 @@ class JobRecord(_HashRecord):
     Written by the API (`Ledger.create_job`), changed only by `Ledger`'s state changes.
     """
 
+    kind: ClassVar[str] = "job"  # in event names: `job.succeeded`
+
     id: str
     task: Task
     params: TaskParams
@@ -218,6 +220,8 @@ class BatchRecord(_HashRecord):
     The counters `succeeded`, `failed` and `canceled` are named by the job status they
     count (`Ledger` adds to them with HINCRBY as each job ends).
     """
+
+    kind: ClassVar[str] = "batch"  # in event names: `batch.succeeded`
 
     id: str
     task: Task

@@ -46,7 +46,7 @@ from rq import Queue, Worker
 from rq.worker import WorkerStatus
 
 from gpnn.config import Settings
-from gpnn.worker.ledger import jobs_queue_name, webhooks_queue_name
+from gpnn.worker.queueing import jobs_queue_name, webhooks_queue_name
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +175,19 @@ def wait_for_redis_forever(connection: Redis, stop: threading.Event | None = Non
         time.sleep(delay)
         delay = min(delay * 2, cap)
     return False
+
+
+def wait_for_redis(connection: Redis, timeout_s: float = 10.0) -> None:
+    """Poll `connection` until it answers PING, or raise `ConnectionError`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            connection.ping()
+            return
+        except Exception as error:
+            if time.monotonic() > deadline:
+                raise ConnectionError(f"Redis not reachable: {error}") from error
+            time.sleep(0.05)
 
 
 def run_worker(settings: Settings, *, role: Role = Role.jobs, burst: bool = False) -> bool:

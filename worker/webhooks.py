@@ -24,7 +24,9 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import json
 import logging
+import secrets
 import socket
 import time
 from collections.abc import Sequence
@@ -32,10 +34,14 @@ from datetime import UTC, datetime
 from urllib.parse import urlparse
 
 import httpx
+from redis import Redis
 from rq import get_current_job
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from gpnn.config import get_settings
+from gpnn.config import Settings, get_settings
+from gpnn.worker import keys
+from gpnn.worker.queueing import Queues
+from gpnn.worker.records import BatchRecord, JobRecord, now_iso
 
 logger = logging.getLogger(__name__)
 
@@ -101,10 +107,8 @@ def deliver(url: str, webhook_id: str, body: str, owner: str) -> int:
     Returns the final HTTP status; raises after the last retry, or at once when the
     target now resolves inward, so the delivery lands in RQ's failed registry.
     """
-    from gpnn.worker.ledger import Ledger
-
     settings = get_settings()
-    secret = Ledger(get_current_job().connection, settings).webhook_secret(owner)
+    secret = signing_secret(get_current_job().connection, settings, owner)
     attempts = settings.webhook_retries + 1
     error = ""
     for attempt in range(attempts):
@@ -133,3 +137,25 @@ def deliver(url: str, webhook_id: str, body: str, owner: str) -> int:
             logger.warning("webhook %s to %s: %s; retry in %.1fs", webhook_id, url, error, wait)
             time.sleep(wait)
     raise RuntimeError(f"webhook {webhook_id} to {url} failed: {error}")
+
+
+def signing_secret(redis: Redis, settings: Settings, owner: str) -> str:
+    """The secret that signs `owner`'s deliveries, derived from the master secret:
+    `GPNN_WEBHOOK_SECRET`, or one generated once and kept in Redis."""
+    if settings.webhook_secret is not None:
+        master = settings.webhook_secret.get_secret_value()
+    else:
+        generated = SECRET_PREFIX + secrets.token_urlsafe(32)
+        redis.set(keys.webhook_secret_key(), generated, nx=True)
+        master = redis.get(keys.webhook_secret_key()).decode()
+    return owner_secret(master, owner)
+
+
+def notify(queues: Queues, record: JobRecord | BatchRecord) -> None:
+    """Queue the event of a finished job or batch (`job.<status>`, `batch.<status>`, its
+    public shape as data) for delivery to its webhook; nothing when it has none."""
+    if not record.webhook_url:
+        return
+    event = f"{record.kind}.{record.status.value}"
+    body = json.dumps({"type": event, "created_at": now_iso(), "data": record.public()})
+    queues.deliver_webhook(record.webhook_url, record.id, body, record.owner)

@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from gpnn.service import metrics
 from gpnn.service.deps import LedgerDep, OwnerDep
 from gpnn.service.schemas import Health, WebhookSecret
+from gpnn.worker.webhooks import signing_secret
 
 router = APIRouter(tags=["health"])
 
@@ -58,4 +59,4 @@ def prometheus(ledger: LedgerDep) -> Response:
     summary="The key that signs this owner's webhook deliveries (Standard Webhooks)",
 )
 def webhook_secret(ledger: LedgerDep, owner: OwnerDep) -> WebhookSecret:
-    return WebhookSecret(secret=ledger.webhook_secret(owner))
+    return WebhookSecret(secret=signing_secret(ledger.redis, ledger.settings, owner))

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from redis import Redis
 
 from gpnn.core.params import Task
 from gpnn.service.deps import LedgerDep, OwnerDep
@@ -22,7 +23,8 @@ from gpnn.service.errors import InvalidRequest
 from gpnn.service.routes.jobs import ERRORS
 from gpnn.service.schemas import BatchList, BatchPublic, JobList, JobPublic
 from gpnn.worker import keys
-from gpnn.worker.ledger import Ledger, UnknownJob
+from gpnn.worker.exceptions import UnknownJob
+from gpnn.worker.ledger import Ledger
 from gpnn.worker.status import JobStatus
 
 router = APIRouter(prefix="/v1", tags=["listing"])
@@ -89,6 +91,35 @@ class PageQuery:
         )
 
 
+def _index_page(
+    redis: Redis,
+    key: str,
+    *,
+    limit: int,
+    before: tuple[int, str] | None = None,
+    since_ms: int | None = None,
+) -> list[tuple[str, int]]:
+    """Up to `limit` (id, score) of an owner index, newest first, strictly after the
+    position `before` (score, id) and not older than `since_ms`."""
+    top = before[0] if before else "+inf"
+    bottom = since_ms if since_ms is not None else "-inf"
+    found: list[tuple[str, int]] = []
+    offset = 0
+    while len(found) < limit:
+        rows = redis.zrevrangebyscore(key, top, bottom, start=offset, num=limit, withscores=True)
+        if not rows:
+            break
+        offset += len(rows)
+        for member, score in rows:
+            item = (member.decode(), int(score))
+            if before and item[1] == before[0] and item[0] >= before[1]:
+                continue
+            found.append(item)
+            if len(found) == limit:
+                break
+    return found
+
+
 def _page(
     ledger: Ledger,
     key: str,
@@ -101,7 +132,7 @@ def _page(
     results: list[dict[str, Any]] = []
     scanned = 0
     while len(results) < limit and scanned < MAX_SCANNED:
-        chunk = ledger.page_index(key, limit=CHUNK, before=position, since_ms=since_ms)
+        chunk = _index_page(ledger.redis, key, limit=CHUNK, before=position, since_ms=since_ms)
         if not chunk:
             return results, None
         for item_id, score in chunk:
@@ -114,7 +145,7 @@ def _page(
                 results.append(record)
                 if len(results) == limit:
                     break
-    more = ledger.page_index(key, limit=1, before=position, since_ms=since_ms)
+    more = _index_page(ledger.redis, key, limit=1, before=position, since_ms=since_ms)
     return results, f"{position[0]}-{position[1]}" if more and position else None
 
 
