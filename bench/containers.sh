@@ -13,7 +13,9 @@
 #         its output downloaded through the S3 link, then the stack is taken down again
 #         (KEEP=1 leaves it running; `bench/containers.sh down` stops it).
 # Writes build/containers/report.md (and the logs beside it). Needs: apt-get install podman
-# podman-compose mmdebstrap runc. Not part of the test suite: it takes minutes.
+# mmdebstrap runc jq; podman-compose comes from PyPI into build/containers/tools (Debian's
+# 1.0.3 ignores `name`, `profiles` and replicas, and garbles CMD health checks).
+# Not part of the test suite: it takes minutes.
 #
 # Sources: the committed tree (`git archive HEAD`), so that uncommitted work in progress
 # does not end up in the images; SRC=worktree builds the working tree instead (with the
@@ -34,7 +36,8 @@ export S3_IMAGE=${S3_IMAGE:-gpnn-s3}
 export API_PORT=${API_PORT:-8000}
 export S3_PORT=${S3_PORT:-8333}
 CA_BUNDLE=${CA_BUNDLE:-${PIP_CERT:-}}
-COMPOSE=(podman-compose -f docker/compose.yaml)
+PODMAN_COMPOSE=${PODMAN_COMPOSE:-$OUT/tools/bin/podman-compose}
+COMPOSE=("$PODMAN_COMPOSE" -f docker/compose.yaml)
 
 log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
 
@@ -87,7 +90,8 @@ images() {
         BASE_TAG=$BASE_IMAGE timed base docker/build-base.sh
     fi
     podman_config
-    local context sources build_args=(--build-arg "BASE=$BASE_IMAGE")
+    # Docker's image format: OCI's has no HEALTHCHECK, which podman would drop.
+    local context sources build_args=(--format docker --build-arg "BASE=$BASE_IMAGE")
     if [[ -n $CA_BUNDLE && -s $CA_BUNDLE ]]; then
         build_args+=(--secret "id=pip-cert,src=$(realpath "$CA_BUNDLE")")
     fi
@@ -121,9 +125,17 @@ images() {
     cat "$REPORT"
 }
 
-down() {
+compose_tool() {
+    [[ -x $PODMAN_COMPOSE ]] && return
+    log "podman-compose from PyPI into $OUT/tools"
+    python3 -m venv "$OUT/tools"
+    "$OUT/tools/bin/pip" install --quiet "podman-compose>=1.5"
+}
+
+down() {  # the stack and its volumes (Redis' and the store's data)
     podman_config
-    "${COMPOSE[@]}" down >>"$OUT/down.log" 2>&1 || true
+    compose_tool
+    "${COMPOSE[@]}" down -v >>"$OUT/down.log" 2>&1 || true
 }
 
 api() { curl -sS --fail-with-body --max-time 30 "$@"; }
@@ -133,14 +145,15 @@ stack() {
     down
     log "stack up (redis $REDIS_IMAGE, s3 $S3_IMAGE, api gpnn-api :$API_PORT, 2 x gpnn-worker)"
     "${COMPOSE[@]}" up -d >"$OUT/up.log" 2>&1 || { tail -30 "$OUT/up.log"; return 1; }
-    trap '[[ ${KEEP:-0} == 1 ]] || down' RETURN
+    # From here on a failure leaves the stack up, to be looked at: `bench/containers.sh down`.
     podman ps --format '{{.Names}}\t{{.Image}}\t{{.Status}}' >&2
     local began=$SECONDS
     until api "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1; do
         ((SECONDS - began < 120)) || { "${COMPOSE[@]}" logs >"$OUT/stack.log" 2>&1; log "API not up in 120 s (logs: $OUT/stack.log)"; return 1; }
         sleep 1
     done
-    log "API healthy after $((SECONDS - began)) s"
+    local up_s=$((SECONDS - began))
+    log "API healthy after $up_s s"
     local job id status
     began=$SECONDS
     job=$(api -F task=generate -F 'params={"seed": 0, "mode": "fast"}' -F samples=2 \
@@ -164,21 +177,52 @@ stack() {
         done
     fi
     "${COMPOSE[@]}" logs >"$OUT/stack.log" 2>&1 || true
+    # The worker container whose log names the job.
+    local ran_on=? name
+    for name in $(podman ps --format '{{.Names}}' | grep _worker_); do
+        podman logs "$name" 2>&1 | grep -q "$id: running -> succeeded" && ran_on=$name
+    done
+    # No systemd here, so nothing runs the health checks on their interval: run each once.
+    local health=() stopped
+    for name in $(podman ps --format '{{.Names}}'); do
+        if podman healthcheck run "$name" >/dev/null 2>&1; then
+            health+=("$name healthy")
+        elif podman inspect --format '{{.Config.Healthcheck}}' "$name" | grep -q '<nil>'; then
+            health+=("$name (no health check)")
+        else
+            health+=("$name UNHEALTHY")
+        fi
+    done
+    local containers
+    containers=$(podman ps --format '{{.Names}}  {{.Image}}  {{.Status}}')
+    began=$SECONDS
+    if [[ ${KEEP:-0} == 1 ]]; then
+        stopped="left running (KEEP=1)"
+    else
+        down
+        stopped="\`podman-compose down -v\` took $((SECONDS - began)) s"
+    fi
     {
-        echo "## Stack ($(date -u +%FT%TZ), $(podman-compose version 2>/dev/null | grep -m1 -i 'podman-compose' || echo podman-compose))"
+        echo "## Stack ($(date -u +%FT%TZ), $("$PODMAN_COMPOSE" version 2>/dev/null | grep -m1 -i 'podman-compose'))"
         echo
         echo '```'
-        podman ps --format '{{.Names}}  {{.Image}}  {{.Status}}'
+        echo "$containers"
         echo '```'
         echo
-        echo "Job \`$id\` (generate, 2 samples, fast, demo.jpg): **$status**, $((SECONDS - began)) s;"
-        echo "worker: $(jq -r '.worker // .host // "?"' <<<"$job"); outputs downloaded: $outputs"
+        echo "\`podman-compose up -d\`, then the API answered /healthz after $up_s s."
+        echo
+        echo "Health checks run once by hand: ${health[*]/%/;}"
+        echo
+        echo "Job \`$id\` (generate, 2 samples, fast, demo.jpg): **$status** in"
+        echo "$(jq -r '.timings.total_s | . * 100 | round / 100' <<<"$job") s on $ran_on; outputs downloaded through the API's S3 links: $outputs"
         for i in 0 1; do
             [[ -s $OUT/output-$i.png ]] && echo "- output-$i.png: $(file -b "$OUT/output-$i.png" | cut -d, -f1-2), $(stat -c %s "$OUT/output-$i.png") bytes"
         done
         echo
+        echo "Stack stopped: $stopped."
+        echo
     } >>"$REPORT"
-    tail -n +1 "$REPORT"
+    cat "$REPORT"
     [[ $status == succeeded && $outputs == 2 ]]
 }
 
