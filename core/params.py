@@ -266,10 +266,6 @@ class EditParams(CommonParams):
         return self.sigma > 0
 
 
-TaskParams = (
-    GenerateParams | RetargetParams | AnalogyParams | InpaintParams | CollageParams | EditParams
-)
-
 PARAMS_BY_TASK: dict[Task, type[CommonParams]] = {
     Task.generate: GenerateParams,
     Task.retarget: RetargetParams,

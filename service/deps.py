@@ -16,7 +16,6 @@ from fastapi.security import (
 
 from gpnn.config import Settings
 from gpnn.service.errors import Forbidden, NotFound, Unauthorized
-from gpnn.store import Store
 from gpnn.worker.ledger import Ledger
 from gpnn.worker.records import ANONYMOUS, BatchRecord, JobRecord
 
@@ -41,13 +40,8 @@ def _ledger(request: Request) -> Ledger:
     return request.app.state.ledger
 
 
-def _store(request: Request) -> Store:
-    return request.app.state.ledger.store
-
-
 SettingsDep = Annotated[Settings, Depends(_settings)]
 LedgerDep = Annotated[Ledger, Depends(_ledger)]
-StoreDep = Annotated[Store, Depends(_store)]
 
 
 def owner_of_key(key: str) -> str:

@@ -7,24 +7,11 @@ The parameter schemas in the OpenAPI document are the engine's pydantic models
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from gpnn.core.params import (
-    AnalogyParams,
-    CollageParams,
-    EditParams,
-    GenerateParams,
-    InpaintParams,
-    RetargetParams,
-)
+from gpnn.worker.records import TaskParams
 from gpnn.worker.status import JobStatus, ReportStatus
-
-TaskParams = Annotated[
-    GenerateParams | RetargetParams | AnalogyParams | InpaintParams | CollageParams | EditParams,
-    Field(discriminator="task"),
-]
 
 
 class JobProgress(BaseModel):

@@ -1,8 +1,7 @@
 """Named constants of the worker and the queue (settings hold the tunable ones)."""
 
-# Queue names, one place. Webhook deliveries have their own queue, listened to first,
-# so that a notification never waits behind a long image job.
-JOBS_QUEUE = "gpnn"
+# The webhook deliveries' queue is named the jobs queue's name (`GPNN_QUEUE_NAME`) with
+# this suffix (`gpnn.worker.queueing`).
 WEBHOOKS_QUEUE_SUFFIX = "-webhooks"
 
 # Job records live this long while not finished (they get the result TTL once finished).
