@@ -73,7 +73,7 @@ def _owner(
 OwnerDep = Annotated[str, Depends(_owner)]
 
 
-def check_owner(record: JobRecord | BatchRecord, owner: str, what: str = "job") -> None:
+def check_owner(record: JobRecord | BatchRecord, owner: str) -> None:
     """Another owner's job or batch answers 404, as if it did not exist."""
     if record.owner != owner:
-        raise NotFound(f"no {what} `{record.id}` (unknown or expired)")
+        raise NotFound(f"no {record.kind} `{record.id}` (unknown or expired)")

@@ -89,10 +89,10 @@ class Ledger:
             rows = pipe.execute()
         total = 0.0
         for status, progress in rows:
-            if status is None or JobStatus(status.decode()).is_terminal():
+            if status is None or JobRecord.decode_field("status", status).is_terminal():
                 total += 1.0
             elif progress:
-                total += float(json.loads(progress).get("fraction", 0.0))
+                total += JobRecord.decode_field("progress", progress).get("fraction", 0.0)
         return total / len(job_ids)
 
     def cancel_requested(self, job_id: str) -> bool:

@@ -130,6 +130,13 @@ class _HashRecord(BaseModel):
         return tuple(cls.model_fields)
 
     @classmethod
+    def decode_field(cls, name: str, raw: bytes) -> Any:
+        """One field as read alone (HGET, HMGET), validated."""
+        text = raw.decode()
+        value = json.loads(text) if name in cls._json_fields() else text
+        return cls._adapter(name).validate_python(value)
+
+    @classmethod
     def from_redis(cls, raw: dict[bytes, bytes], **extra: Any) -> Self:
         """The record of a hash read with HGETALL (`extra`: fields kept elsewhere)."""
         values: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}

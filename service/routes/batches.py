@@ -295,7 +295,7 @@ def _public(ledger: Ledger, batch_id: str) -> BatchPublic:
 
 def _owned(ledger: Ledger, batch_id: str, owner: str) -> BatchRecord:
     record = ledger.get_batch(batch_id)
-    check_owner(record, owner, "batch")
+    check_owner(record, owner)
     return record
 
 

@@ -157,3 +157,11 @@ def test_a_batch_in_progress_shows_running_once_a_job_started():
 
 def test_seeds_follow_the_seed_of_the_parameters():
     assert job().seeds == [7, 8, 9]
+
+
+def test_a_field_read_alone_is_decoded_as_in_the_whole_record(redis):
+    record = JOBS["running, with progress and previews"]
+    redis.hset(keys.job_key(record.id), mapping=record.to_redis())
+    status, progress = redis.hmget(keys.job_key(record.id), "status", "progress")
+    assert JobRecord.decode_field("status", status) is JobStatus.running
+    assert JobRecord.decode_field("progress", progress) == record.progress
