@@ -2,7 +2,7 @@
 # Containers that really build and run (issue 15, item 4), on a machine that reaches Debian's
 # mirror and PyPI but no container registry: podman as root, images from Debian's packages.
 #
-#   bench/containers.sh [images|stack|down|all]      (default: all = images, then stack)
+#   bench/containers.sh [images|stack|down|kube|kube-down|all]    (default all: the three)
 #
 # images: the base gpnn-base:bookworm (docker/build-base.sh: mmdebstrap + podman import), then
 #         gpnn-api, gpnn-worker (the project's Dockerfiles with --build-arg BASE=...),
@@ -12,6 +12,8 @@
 #         2 CPU workers), one real job submitted through the API with curl, waited for and
 #         its output downloaded through the S3 link, then the stack is taken down again
 #         (KEEP=1 leaves it running; `bench/containers.sh down` stops it).
+# kube:   the same with deploy/kubernetes/base (`kubectl kustomize`, made playable by
+#         bench/kube_play.py) under `podman kube play`: S3, Redis, API, one CPU worker pod.
 # Writes build/containers/report.md (and the logs beside it). Needs: apt-get install podman
 # mmdebstrap runc jq; podman-compose comes from PyPI into build/containers/tools (Debian's
 # 1.0.3 ignores `name`, `profiles` and replicas, and garbles CMD health checks).
@@ -140,96 +142,140 @@ down() {  # the stack and its volumes (Redis' and the store's data)
 
 api() { curl -sS --fail-with-body --max-time 30 "$@"; }
 
-stack() {
-    podman_config
-    down
-    log "stack up (redis $REDIS_IMAGE, s3 $S3_IMAGE, api gpnn-api :$API_PORT, 2 x gpnn-worker)"
-    "${COMPOSE[@]}" up -d >"$OUT/up.log" 2>&1 || { tail -30 "$OUT/up.log"; return 1; }
-    # From here on a failure leaves the stack up, to be looked at: `bench/containers.sh down`.
-    podman ps --format '{{.Names}}\t{{.Image}}\t{{.Status}}' >&2
-    local began=$SECONDS
+# One real job through the API on $API_PORT: wait for the API, submit, wait for the end,
+# download both outputs (through the S3 links the API redirects to), then health checks
+# and which worker ran it. Sets UP_S, JOB_ID, JOB_STATUS, JOB_S, OUTPUTS, RAN_ON, HEALTH,
+# CONTAINERS. $1: a command printing the stack's logs; $2: a pattern of worker containers.
+try_job() {
+    local logs=$1 workers=$2 began=$SECONDS job i name
     until api "http://127.0.0.1:$API_PORT/healthz" >/dev/null 2>&1; do
-        ((SECONDS - began < 120)) || { "${COMPOSE[@]}" logs >"$OUT/stack.log" 2>&1; log "API not up in 120 s (logs: $OUT/stack.log)"; return 1; }
+        ((SECONDS - began < 120)) || { $logs >"$OUT/stack.log" 2>&1; log "API not up in 120 s (logs: $OUT/stack.log)"; return 1; }
         sleep 1
     done
-    local up_s=$((SECONDS - began))
-    log "API healthy after $up_s s"
-    local job id status
+    UP_S=$((SECONDS - began))
+    log "API healthy after $UP_S s"
     began=$SECONDS
     job=$(api -F task=generate -F 'params={"seed": 0, "mode": "fast"}' -F samples=2 \
         -F source=@core/data/demo.jpg "http://127.0.0.1:$API_PORT/v1/jobs")
-    id=$(jq -r .id <<<"$job")
-    log "job $id submitted: $(jq -r .status <<<"$job")"
+    JOB_ID=$(jq -r .id <<<"$job")
+    log "job $JOB_ID submitted: $(jq -r .status <<<"$job")"
     while :; do
-        job=$(api "http://127.0.0.1:$API_PORT/v1/jobs/$id")
-        status=$(jq -r .status <<<"$job")
-        [[ $status == succeeded || $status == failed || $status == canceled ]] && break
-        ((SECONDS - began < 300)) || { log "job still $status after 300 s"; break; }
+        job=$(api "http://127.0.0.1:$API_PORT/v1/jobs/$JOB_ID")
+        JOB_STATUS=$(jq -r .status <<<"$job")
+        [[ $JOB_STATUS == succeeded || $JOB_STATUS == failed || $JOB_STATUS == canceled ]] && break
+        ((SECONDS - began < 300)) || { log "job still $JOB_STATUS after 300 s"; break; }
         sleep 1
     done
-    log "job $id $status after $((SECONDS - began)) s"
+    log "job $JOB_ID $JOB_STATUS after $((SECONDS - began)) s"
     echo "$job" | jq . >"$OUT/job.json"
-    local outputs=0 i
-    if [[ $status == succeeded ]]; then
+    JOB_S=$(jq -r '.timings.total_s // 0 | . * 100 | round / 100' <<<"$job")
+    OUTPUTS=0
+    rm -f "$OUT"/output-*.png
+    if [[ $JOB_STATUS == succeeded ]]; then
         for i in 0 1; do
-            curl -sS --fail -L -o "$OUT/output-$i.png" "http://127.0.0.1:$API_PORT/v1/jobs/$id/outputs/$i"
-            outputs=$((outputs + 1))
+            curl -sS --fail -L -o "$OUT/output-$i.png" "http://127.0.0.1:$API_PORT/v1/jobs/$JOB_ID/outputs/$i"
+            OUTPUTS=$((OUTPUTS + 1))
         done
     fi
-    "${COMPOSE[@]}" logs >"$OUT/stack.log" 2>&1 || true
-    # The worker container whose log names the job.
-    local ran_on=? name
-    for name in $(podman ps --format '{{.Names}}' | grep _worker_); do
-        podman logs "$name" 2>&1 | grep -q "$id: running -> succeeded" && ran_on=$name
+    $logs >"$OUT/stack.log" 2>&1 || true
+    RAN_ON=?
+    for name in $(podman ps --format '{{.Names}}' | grep -E "$workers"); do
+        podman logs "$name" 2>&1 | grep -q "$JOB_ID: running -> succeeded" && RAN_ON=$name
     done
     # No systemd here, so nothing runs the health checks on their interval: run each once.
-    local health=() stopped
-    for name in $(podman ps --format '{{.Names}}'); do
+    HEALTH=()
+    for name in $(podman ps --format '{{.Names}}' | grep -v -- '-infra$'); do
         if podman healthcheck run "$name" >/dev/null 2>&1; then
-            health+=("$name healthy")
+            HEALTH+=("$name healthy")
         elif podman inspect --format '{{.Config.Healthcheck}}' "$name" | grep -q '<nil>'; then
-            health+=("$name (no health check)")
+            HEALTH+=("$name (none)")
         else
-            health+=("$name UNHEALTHY")
+            HEALTH+=("$name UNHEALTHY")
         fi
     done
-    local containers
-    containers=$(podman ps --format '{{.Names}}  {{.Image}}  {{.Status}}')
-    began=$SECONDS
-    if [[ ${KEEP:-0} == 1 ]]; then
-        stopped="left running (KEEP=1)"
-    else
-        down
-        stopped="\`podman-compose down -v\` took $((SECONDS - began)) s"
-    fi
+    CONTAINERS=$(podman ps --format '{{.Names}}  {{.Image}}  {{.Status}}' | grep -v -- '-infra ')
+}
+
+report_job() {  # report_job TITLE HOW_STARTED HOW_STOPPED
     {
-        echo "## Stack ($(date -u +%FT%TZ), $("$PODMAN_COMPOSE" version 2>/dev/null | grep -m1 -i 'podman-compose'))"
+        echo "## $1 ($(date -u +%FT%TZ))"
         echo
         echo '```'
-        echo "$containers"
+        echo "$CONTAINERS"
         echo '```'
         echo
-        echo "\`podman-compose up -d\`, then the API answered /healthz after $up_s s."
+        echo "$2, then the API answered /healthz after $UP_S s."
+        echo "Health checks run once by hand (no systemd to time them): $(IFS=,; echo "${HEALTH[*]}" | sed 's/,/, /g')."
         echo
-        echo "Health checks run once by hand: ${health[*]/%/;}"
-        echo
-        echo "Job \`$id\` (generate, 2 samples, fast, demo.jpg): **$status** in"
-        echo "$(jq -r '.timings.total_s | . * 100 | round / 100' <<<"$job") s on $ran_on; outputs downloaded through the API's S3 links: $outputs"
+        echo "Job \`$JOB_ID\` (generate, 2 samples, fast, demo.jpg): **$JOB_STATUS** in $JOB_S s"
+        echo "on $RAN_ON; outputs downloaded through the API's S3 links: $OUTPUTS"
         for i in 0 1; do
             [[ -s $OUT/output-$i.png ]] && echo "- output-$i.png: $(file -b "$OUT/output-$i.png" | cut -d, -f1-2), $(stat -c %s "$OUT/output-$i.png") bytes"
         done
         echo
-        echo "Stack stopped: $stopped."
+        echo "Stopped: $3."
         echo
     } >>"$REPORT"
+}
+
+stack() {  # docker/compose.yaml under podman-compose
+    podman_config
+    down
+    log "compose up (redis $REDIS_IMAGE, s3 $S3_IMAGE, api gpnn-api :$API_PORT, 2 x gpnn-worker)"
+    "${COMPOSE[@]}" up -d >"$OUT/up.log" 2>&1 || { tail -30 "$OUT/up.log"; return 1; }
+    # From here on a failure leaves the stack up, to be looked at: `bench/containers.sh down`.
+    podman ps --format '{{.Names}}\t{{.Image}}\t{{.Status}}' >&2
+    try_job "${COMPOSE[*]} logs" '_worker_'
+    local began=$SECONDS stopped="left running (KEEP=1)"
+    if [[ ${KEEP:-0} != 1 ]]; then
+        down
+        stopped="\`podman-compose down -v\` took $((SECONDS - began)) s"
+    fi
+    report_job "Compose: $("$PODMAN_COMPOSE" version 2>/dev/null | grep -m1 -i 'podman-compose')" \
+        "\`podman-compose -f docker/compose.yaml up -d\`" "$stopped"
     cat "$REPORT"
-    [[ $status == succeeded && $outputs == 2 ]]
+    [[ $JOB_STATUS == succeeded && $OUTPUTS == 2 ]]
+}
+
+KUBE=$OUT/kube
+kube_down() {
+    podman_config
+    if [[ -f $KUBE/play.yaml ]]; then
+        podman kube down "$KUBE/play.yaml" >>"$OUT/kube-down.log" 2>&1 || true
+    fi
+    podman volume rm -f s3-data redis-data >/dev/null 2>&1 || true
+    podman secret rm gpnn-secrets >/dev/null 2>&1 || true
+    podman network rm -f gpnn-kube >/dev/null 2>&1 || true
+}
+
+kube() {  # deploy/kubernetes/base, rendered by kubectl kustomize, under `podman kube play`
+    podman_config
+    kube_down
+    kubectl kustomize deploy/kubernetes/base >"$OUT/rendered.yaml"
+    "$ROOT/.venv/bin/python" bench/kube_play.py "$OUT/rendered.yaml" "$KUBE" "$API_PORT" "$S3_PORT" >&2
+    podman network create gpnn-kube >/dev/null
+    podman secret create gpnn-secrets "$KUBE/secret-gpnn-secrets.json" >/dev/null
+    log "kube play (s3, redis, api :$API_PORT, worker-cpu)"
+    podman kube play --network gpnn-kube "$KUBE/play.yaml" >"$OUT/kube-up.log" 2>&1 || { tail -30 "$OUT/kube-up.log"; return 1; }
+    podman pod ps >&2
+    try_job "podman pod logs worker-cpu-pod-0" '^worker-cpu-pod'
+    local began=$SECONDS stopped="left running (KEEP=1)"
+    if [[ ${KEEP:-0} != 1 ]]; then
+        kube_down
+        stopped="\`podman kube down\` (and its volumes, secret, network) took $((SECONDS - began)) s"
+    fi
+    report_job "Kubernetes manifests: podman kube play" \
+        "\`kubectl kustomize deploy/kubernetes/base\`, bench/kube_play.py, \`podman kube play\`" "$stopped"
+    cat "$REPORT"
+    [[ $JOB_STATUS == succeeded && $OUTPUTS == 2 ]]
 }
 
 case $ACTION in
 images) images ;;
 stack) stack ;;
 down) down ;;
-all) images && stack ;;
-*) echo "usage: $0 [images|stack|down|all]" >&2; exit 2 ;;
+kube) kube ;;
+kube-down) kube_down ;;
+all) images && stack && kube ;;
+*) echo "usage: $0 [images|stack|down|kube|kube-down|all]" >&2; exit 2 ;;
 esac
