@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU build of PyTorch (for the torch search backend and its tests).
 TORCH ?= torch==2.13.0
 
-.PHONY: install dev demo run test lint format bench serve worker clean
+.PHONY: install dev demo run test lint format bench serve worker images stack kube clean
 
 install: $(VENV)/.installed  ## The product (library, CLI, service, S3 store); no PyTorch.
 
@@ -48,6 +48,18 @@ serve: install  ## The whole product on this machine, or only the API when REDIS
 
 worker: install  ## Workers for a shared Redis and store (REDIS_URL, STORE_URL).
 	$(BIN)/gpnn worker
+
+# Containers without a registry (docs/deploy.md): a Debian base from mmdebstrap, the images
+# on it, then the compose stack and the Kubernetes manifests under podman, one job each.
+images:  ## gpnn-base, gpnn-api, gpnn-worker, gpnn-redis, gpnn-s3 with podman; sizes, times.
+	command -v podman mmdebstrap runc jq || { apt-get update && apt-get install -y podman mmdebstrap runc jq; }
+	bench/containers.sh images
+
+stack: dev  ## docker/compose.yaml under podman-compose; one job through the API; down.
+	bench/containers.sh stack
+
+kube: dev  ## deploy/kubernetes/base under `podman kube play`; one job; down.
+	bench/containers.sh kube
 
 clean:
 	rm -rf $(VENV) gpnn-out .pytest_cache .ruff_cache

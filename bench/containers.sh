@@ -21,7 +21,8 @@
 #
 # Sources: the committed tree (`git archive HEAD`), so that uncommitted work in progress
 # does not end up in the images; SRC=worktree builds the working tree instead (with the
-# Dockerfiles' .dockerignore). Other knobs: BASE_IMAGE, REBUILD_BASE=1, API_PORT, S3_PORT,
+# Dockerfiles' .dockerignore). Other knobs: BASE_IMAGE, REBUILD_BASE=1, NO_CACHE=1 (every
+# layer built anew, for honest build times), API_PORT, S3_PORT,
 # CA_BUNDLE (a CA bundle for pip inside the build, default $PIP_CERT: a TLS-intercepting
 # proxy's CA; passed as the build secret pip-cert, which no image layer keeps).
 set -euo pipefail
@@ -94,6 +95,7 @@ images() {
     podman_config
     # Docker's image format: OCI's has no HEALTHCHECK, which podman would drop.
     local context sources build_args=(--format docker --build-arg "BASE=$BASE_IMAGE")
+    [[ ${NO_CACHE:-0} == 1 ]] && build_args+=(--no-cache)
     if [[ -n $CA_BUNDLE && -s $CA_BUNDLE ]]; then
         build_args+=(--secret "id=pip-cert,src=$(realpath "$CA_BUNDLE")")
     fi
@@ -251,8 +253,12 @@ kube_down() {
 kube() {  # deploy/kubernetes/base, rendered by kubectl kustomize, under `podman kube play`
     podman_config
     kube_down
-    kubectl kustomize deploy/kubernetes/base >"$OUT/rendered.yaml"
-    "$ROOT/.venv/bin/python" bench/kube_play.py "$OUT/rendered.yaml" "$KUBE" "$API_PORT" "$S3_PORT" >&2
+    local rendered=deploy/kubernetes/base
+    if command -v kubectl >/dev/null; then
+        kubectl kustomize deploy/kubernetes/base >"$OUT/rendered.yaml"
+        rendered=$OUT/rendered.yaml
+    fi
+    "$ROOT/.venv/bin/python" bench/kube_play.py "$rendered" "$KUBE" "$API_PORT" "$S3_PORT" >&2
     podman network create gpnn-kube >/dev/null
     podman secret create gpnn-secrets "$KUBE/secret-gpnn-secrets.json" >/dev/null
     log "kube play (s3, redis, api :$API_PORT, worker-cpu)"

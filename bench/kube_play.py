@@ -1,6 +1,9 @@
 """The Kubernetes manifests (deploy/kubernetes/base) made playable by podman 4.3's `kube play`.
 
-    python bench/kube_play.py RENDERED.yaml OUT_DIR     # RENDERED: `kubectl kustomize` output
+    python bench/kube_play.py RENDERED OUT_DIR [API_PORT S3_PORT]
+
+RENDERED: `kubectl kustomize deploy/kubernetes/base` output, or that folder itself where
+kubectl is missing (the base is flat: its resources are read as they are).
 
 Writes OUT_DIR/play.yaml and OUT_DIR/secret-<name>.json (bench/containers.sh kube runs
 them). Everything that is the project's own is kept as rendered: images (the local builds
@@ -142,12 +145,20 @@ def playable(objects: list[dict], api_port: int, s3_port: int) -> tuple[list[dic
     return out, secrets
 
 
+def read(rendered: Path) -> list[dict]:
+    if rendered.is_dir():
+        names = yaml.safe_load((rendered / "kustomization.yaml").read_text())["resources"]
+        text = "\n---\n".join((rendered / name).read_text() for name in names)
+    else:
+        text = rendered.read_text()
+    return [o for o in yaml.safe_load_all(text) if o]
+
+
 def main() -> None:
     rendered, folder = Path(sys.argv[1]), Path(sys.argv[2])
     api_port = int(sys.argv[3]) if len(sys.argv) > 3 else 8000
     s3_port = int(sys.argv[4]) if len(sys.argv) > 4 else 8333
-    objects = [o for o in yaml.safe_load_all(rendered.read_text()) if o]
-    out, secrets = playable(objects, api_port, s3_port)
+    out, secrets = playable(read(rendered), api_port, s3_port)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "play.yaml").write_text(yaml.safe_dump_all(out, sort_keys=False))
     for name, data in secrets.items():
