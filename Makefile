@@ -52,10 +52,10 @@ worker: install  ## Workers for a shared Redis and store (REDIS_URL, STORE_URL).
 # Containers without a registry (docs/deploy.md): a Debian base from mmdebstrap, the images
 # on it, then the compose stack and the Kubernetes manifests under podman, one job each.
 images:  ## gpnn-base, gpnn-api, gpnn-worker, gpnn-redis, gpnn-s3 with podman; sizes, times.
-	command -v podman mmdebstrap runc jq || { apt-get update && apt-get install -y podman mmdebstrap runc jq; }
+	command -v podman mmdebstrap runc jq || { apt-get update && apt-get install -y podman mmdebstrap runc catatonit jq; }
 	bench/containers.sh images
 
-stack: dev  ## docker/compose.yaml under podman-compose; one job through the API; down.
+stack:  ## docker/compose.yaml under podman-compose; one job through the API; down.
 	bench/containers.sh stack
 
 kube: dev  ## deploy/kubernetes/base under `podman kube play`; one job; down.

@@ -15,7 +15,8 @@
 # kube:   the same with deploy/kubernetes/base (`kubectl kustomize`, made playable by
 #         bench/kube_play.py) under `podman kube play`: S3, Redis, API, one CPU worker pod.
 # Writes build/containers/report.md (and the logs beside it). Needs: apt-get install podman
-# mmdebstrap runc jq; podman-compose comes from PyPI into build/containers/tools (Debian's
+# mmdebstrap runc catatonit jq (catatonit: the pause image of `kube play`'s pods, built
+# locally); podman-compose comes from PyPI into build/containers/tools (Debian's
 # 1.0.3 ignores `name`, `profiles` and replicas, and garbles CMD health checks).
 # Not part of the test suite: it takes minutes.
 #
@@ -95,7 +96,8 @@ images() {
     podman_config
     # Docker's image format: OCI's has no HEALTHCHECK, which podman would drop.
     local context sources build_args=(--format docker --build-arg "BASE=$BASE_IMAGE")
-    [[ ${NO_CACHE:-0} == 1 ]] && build_args+=(--no-cache)
+    local fresh=()  # NO_CACHE=1: every image but the worker built anew; the worker's stages
+    [[ ${NO_CACHE:-0} == 1 ]] && fresh=(--no-cache)  # are the API's, so it reuses those layers
     if [[ -n $CA_BUNDLE && -s $CA_BUNDLE ]]; then
         build_args+=(--secret "id=pip-cert,src=$(realpath "$CA_BUNDLE")")
     fi
@@ -108,12 +110,12 @@ images() {
         git archive "$sources" | tar -x -C "$context"
         log "sources: $sources ($(git log -1 --format=%s "$sources" | cut -c1-60))"
     fi
-    for name in api worker; do
-        timed "$name" podman build "${build_args[@]}" --ignorefile "docker/Dockerfile.$name.dockerignore" \
-            -f "docker/Dockerfile.$name" -t "gpnn-$name" "$context"
-    done
-    timed redis podman build "${build_args[@]}" -f docker/Dockerfile.redis -t "$REDIS_IMAGE" docker
-    timed s3 podman build "${build_args[@]}" -f docker/Dockerfile.s3 -t "$S3_IMAGE" docker
+    timed api podman build "${build_args[@]}" "${fresh[@]}" --ignorefile docker/Dockerfile.api.dockerignore \
+        -f docker/Dockerfile.api -t gpnn-api "$context"
+    timed worker podman build "${build_args[@]}" --ignorefile docker/Dockerfile.worker.dockerignore \
+        -f docker/Dockerfile.worker -t gpnn-worker "$context"
+    timed redis podman build "${build_args[@]}" "${fresh[@]}" -f docker/Dockerfile.redis -t "$REDIS_IMAGE" docker
+    timed s3 podman build "${build_args[@]}" "${fresh[@]}" -f docker/Dockerfile.s3 -t "$S3_IMAGE" docker
     podman image prune -f >/dev/null
     {
         echo "## Images ($(date -u +%FT%TZ), $(podman --version), sources ${sources:-working tree})"
@@ -180,9 +182,13 @@ try_job() {
         done
     fi
     $logs >"$OUT/stack.log" 2>&1 || true
-    RAN_ON=?
-    for name in $(podman ps --format '{{.Names}}' | grep -E "$workers"); do
-        podman logs "$name" 2>&1 | grep -q "$JOB_ID: running -> succeeded" && RAN_ON=$name
+    RAN_ON=?  # the worker container whose log has the job's end (logs may lag a little)
+    for i in 1 2 3 4 5; do
+        for name in $(podman ps --format '{{.Names}}' | grep -E "$workers"); do
+            podman logs "$name" 2>&1 | grep -q -e "$JOB_ID: running -> $JOB_STATUS" -e "completed.*$JOB_ID" && RAN_ON=$name
+        done
+        [[ $RAN_ON != '?' ]] && break
+        sleep 1
     done
     # No systemd here, so nothing runs the health checks on their interval: run each once.
     HEALTH=()
