@@ -23,7 +23,7 @@
 # Sources: the committed tree (`git archive HEAD`), so that uncommitted work in progress
 # does not end up in the images; SRC=worktree builds the working tree instead (with the
 # Dockerfiles' .dockerignore). Other knobs: BASE_IMAGE, REBUILD_BASE=1, NO_CACHE=1 (every
-# layer built anew, for honest build times), API_PORT, S3_PORT,
+# image built anew but the worker, which shares the API's stages), API_PORT, S3_PORT,
 # CA_BUNDLE (a CA bundle for pip inside the build, default $PIP_CERT: a TLS-intercepting
 # proxy's CA; passed as the build secret pip-cert, which no image layer keeps).
 set -euo pipefail
