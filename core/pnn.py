@@ -135,21 +135,36 @@ class DisplacedStep:
     copies"). After a step every patch of the coarsest guess comes from
     elsewhere, so every sample is a new arrangement. Built once per call and
     run for every round of every sample, on the host: the coarsest level is a
-    few hundred patches.
+    few hundred patches. `valid` (one bool per patch position of `source`, in
+    `extract_patches` order) keeps only some patches as keys: a collage leaves
+    out those that straddle a junction of its sources, which exist in no source.
     """
 
-    def __init__(self, source: np.ndarray, *, patch_size: int, alpha: float, min_shift: int):
+    def __init__(
+        self,
+        source: np.ndarray,
+        *,
+        patch_size: int,
+        alpha: float,
+        min_shift: int,
+        valid: np.ndarray | None = None,
+    ):
         self.shape = source.shape[:2]
         self.patch_size, self.alpha, self.min_shift = patch_size, alpha, min_shift
-        self.values = ValuePatches.of_images([source], patch_size)
-        self.keys = ExactKeys(extract_patches(source, patch_size))
         rows, cols = patch_grid(self.shape, patch_size)
         self.positions = np.stack(np.divmod(np.arange(rows * cols), cols), axis=1)
+        keys = extract_patches(source, patch_size)
+        if valid is None:
+            self.values = ValuePatches.of_images([source], patch_size)
+            self.keys, self.key_positions = ExactKeys(keys), self.positions
+        else:
+            self.values = ValuePatches.of_images([source], patch_size, [valid])
+            self.keys, self.key_positions = ExactKeys(keys[valid]), self.positions[valid]
 
     def __call__(self, guess: np.ndarray) -> np.ndarray:
         queries = extract_patches(np.ascontiguousarray(guess, dtype=np.float32), self.patch_size)
         chosen = self.keys.displaced(
-            queries, self.alpha, self.positions, self.positions, self.min_shift
+            queries, self.alpha, self.positions, self.key_positions, self.min_shift
         )
         return self.values.fold(chosen, self.shape)
 

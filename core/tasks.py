@@ -27,7 +27,7 @@ from gpnn.core.params import (
     check_samples,
     params_for,
 )
-from gpnn.core.patches import ValuePatches, extract_patches, patches_inside
+from gpnn.core.patches import ValuePatches, extract_patches, patch_grid, patches_inside
 from gpnn.core.pnn import (
     DisplacedStep,
     Known,
@@ -226,8 +226,22 @@ def collage(
     output_shapes = _output_shapes(target, params, depth, "collage size")
     start = level_shape(joined.shape[:2], params.ratio, depth)
     stages = _stages(pyramids, params, device, output_shapes, start=start)
-    guess = _noisy_rounds(resize(joined, start), params)
+    widths = [image.shape[1] for image in images]
+    junctions = [round(x * start[1] / joined.shape[1]) for x in np.cumsum(widths)[:-1]]
+    guess = _noisy_rounds(resize(joined, start), params, _apart_from(junctions, start, params))
     return _sample_all(params, samples, progress, stages, guess)
+
+
+def _apart_from(junctions: Sequence[int], shape: tuple[int, int], params: Any) -> np.ndarray:
+    """Per patch position of an image of `shape`: False where the patch straddles one of
+    the `junction` columns, or touches the column the downscaling blended across it."""
+    p = params.patch_size
+    rows, cols = patch_grid(shape, p)
+    left = np.arange(cols)
+    valid = np.ones(cols, bool)
+    for junction in junctions:
+        valid &= (left + p <= junction - 1) | (left >= junction + 1)
+    return np.tile(valid, rows)
 
 
 def edit(
@@ -429,12 +443,16 @@ def _stages(
     return stages
 
 
-def _noisy_rounds(start: np.ndarray, params: Any) -> Callable[[np.random.Generator], np.ndarray]:
+def _noisy_rounds(
+    start: np.ndarray, params: Any, valid: np.ndarray | None = None
+) -> Callable[[np.random.Generator], np.ndarray]:
     """The initial guess of a sample: `params.noise_rounds` PNN steps on `start`, each
     after fresh N(0, sigma^2) noise, with every patch displaced by at least `min_shift`
-    (`pnn.DisplacedStep`, keys = values = `start`)."""
+    (`pnn.DisplacedStep`, keys = values = the patches of `start` where `valid`)."""
     p = params.patch_size
-    step = DisplacedStep(start, patch_size=p, alpha=params.alpha, min_shift=params.min_shift)
+    step = DisplacedStep(
+        start, patch_size=p, alpha=params.alpha, min_shift=params.min_shift, valid=valid
+    )
 
     def initial_guess(rng: np.random.Generator) -> np.ndarray:
         guess = start
