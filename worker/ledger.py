@@ -24,9 +24,6 @@ from gpnn.store import Store, open_store, with_retry_policy
 from gpnn.worker import counters, defaults, keys, manifests, webhooks
 from gpnn.worker.exceptions import AttemptSuperseded, JobCanceled, UnknownJob
 from gpnn.worker.queueing import Queues
-
-# Re-exported: callers (tests/service/test_webhooks.py) import it from here.
-from gpnn.worker.queueing import webhooks_queue_name as webhooks_queue_name
 from gpnn.worker.records import (
     ANONYMOUS,
     BatchRecord,

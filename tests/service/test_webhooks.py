@@ -16,7 +16,7 @@ from rq import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from gpnn.worker.ledger import webhooks_queue_name
+from gpnn.worker.queueing import webhooks_queue_name
 
 from .conftest import derive, drain, png, stop_process, submit, synthetic, wait_until
 
