@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.torch_device is not None:
         device_module.TORCH_DEVICE = args.torch_device
         device_module.faiss_gpus = lambda: 0
-        device_module.torch_cuda_available = lambda: True
-    backend = device_module.resolve_device("cuda")
+        device_module.torch_gpus = lambda: 1
+    backend = device_module.resolve_device("cuda", args.mode)
     precision = "float32"
     if backend == device_module.Backend.torch_cuda:
         import torch

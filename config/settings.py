@@ -15,7 +15,7 @@ from typing import Annotated
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from gpnn.core.device import DEVICES
+from gpnn.core.device import DEVICE_FORMS, Device
 from gpnn.core.params import CommonParams, SearchMode
 
 MIB = 1024 * 1024
@@ -73,7 +73,11 @@ class Settings(BaseSettings):
     # --- queue and workers ---------------------------------------------------------------
     queue_name: str = Field("gpnn", description="RQ queue (webhooks: `<name>-webhooks`).")
     workers: int = Field(2, ge=1, le=64, description="Worker processes per machine.")
-    device: str = Field("cpu", description="Engine device of the workers: cpu, cuda or auto.")
+    device: str = Field(
+        "cpu",
+        description="Engine device of the workers: cpu, cuda, cuda:N (GPU number N) or auto "
+        "(`--device` of `gpnn worker`, `gpnn serve` and `gpnn demo`).",
+    )
     default_mode: SearchMode = Field(
         CommonParams.model_fields["mode"].default,
         description="Search mode of jobs whose parameters name none (`fast` or `exact`).",
@@ -158,9 +162,10 @@ class Settings(BaseSettings):
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
-        if value not in DEVICES:
-            raise ValueError(f"must be one of {', '.join(DEVICES)}; got {value!r}")
-        return value
+        try:
+            return str(Device.parse(value))
+        except ValueError:
+            raise ValueError(f"must be {DEVICE_FORMS}; got {value!r}") from None
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from gpnn.core.device import Backend, build_arrays, build_index, resolve_device
+from gpnn.core.device import Device, build_arrays, build_index, search_mode, select
 from gpnn.core.fast_search import CONVERGED_FRACTION
 from gpnn.core.patches import ValuePatches, extract_patches, patch_grid
 from gpnn.core.pyramid import Shape, resize
@@ -57,11 +57,11 @@ class SourceLevel:
     ----------
     keys : (m, d) array, the patches searched
     values : the patches copied into the output, one per key
-    mode : "exact" or "fast" (`gpnn.core.params.SearchMode`). "fast" uses
-        `gpnn.core.fast_search.FastKeys` on the CPU and propagation after each
-        level's first, exact, iteration with PyTorch
-        (`gpnn.core.torch_backend`); faiss-gpu always searches exactly.
-    device : "cpu", "cuda" or "auto" (see `gpnn.core.device.resolve_device`)
+    mode : "exact" or "fast" (`gpnn.core.params.SearchMode`); what "fast" does
+        is the backend's (`gpnn.core.device.BACKENDS`, its `fast`)
+    device : "cpu", "cuda", "cuda:N" or "auto", or a `gpnn.core.device.Device`;
+        `gpnn.core.device.select` picks the backend, and raises `ValueError`
+        for a combination no backend supports before anything is built
     """
 
     def __init__(
@@ -70,17 +70,16 @@ class SourceLevel:
         values: ValuePatches,
         *,
         mode: str = "exact",
-        device: str = "cpu",
+        device: str | Device = "cpu",
     ) -> None:
         if len(keys) == 0:
             raise ValueError("no valid source patch at this pyramid level (hole too large?)")
-        if str(mode) not in ("exact", "fast"):
-            raise ValueError(f"`mode` must be 'exact' or 'fast', got {mode!r}")
         self.values = values
-        self.backend = resolve_device(device)
-        self.mode = "exact" if self.backend == Backend.faiss_gpu else str(mode)
-        self.index = build_index(keys, mode=self.mode, backend=self.backend)
-        self.arrays = build_arrays(values, backend=self.backend)
+        self.mode = search_mode(mode)
+        self.placement = select(device, self.mode)
+        self.backend = self.placement.backend
+        self.index = build_index(keys, mode=self.mode, placement=self.placement)
+        self.arrays = build_arrays(values, placement=self.placement)
 
     def nearest(
         self, queries: Any, alpha: float, hint: Any = None, grid: Shape | None = None
@@ -91,23 +90,29 @@ class SourceLevel:
         search also tries each neighbour's previous match, shifted.
 
         `hint` (n,) int64, optional: a candidate match per query (the previous
-        iteration's), used in fast mode only.
+        iteration's), used in fast mode by backends that propagate matches.
         """
-        if self.mode != "fast" or (hint is not None and len(hint) != len(queries)):
+        if not self._propagates or (hint is not None and len(hint) != len(queries)):
             hint = None
         if hint is not None and grid is not None:
             hint = self.arrays.neighbour_candidates(hint, grid)
         return self.index.nearest(queries, alpha, hint)
 
+    @property
+    def _propagates(self) -> bool:
+        return self.mode == "fast" and self.placement.spec.propagation
+
     def candidates_from(
         self, coarser: SourceLevel, chosen: Any, coarse_shape: Shape, shape: Shape
     ) -> np.ndarray | None:
         """Candidates for a stage's first iteration from the previous stage's
-        matches (`ValuePatches.upscaled_candidates`), in the CPU fast mode only:
-        they replace the inverted file's probe there. None elsewhere, and where
-        patches around an inpainting hole are left out (the probe finds those
-        positions' candidates better)."""
-        if self.mode != "fast" or self.backend != Backend.cpu or coarser.backend != Backend.cpu:
+        matches (`ValuePatches.upscaled_candidates`), in fast mode on a backend
+        that takes them (the CPU's): they replace the inverted file's probe
+        there. None elsewhere, and where patches around an inpainting hole are
+        left out (the probe finds those positions' candidates better)."""
+        if self.mode != "fast" or not (
+            self.placement.spec.stage_candidates and coarser.placement.spec.stage_candidates
+        ):
             return None
         if not (self.values.complete and coarser.values.complete):
             return None

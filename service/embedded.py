@@ -26,7 +26,7 @@ from pathlib import Path
 from redis import Redis
 
 from gpnn.config import Settings, get_settings
-from gpnn.worker.runner import WorkerPool, wait_for_redis
+from gpnn.worker.runner import WorkerPool, check_device, wait_for_redis
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,9 @@ def _start_backend(
     stack: contextlib.ExitStack, settings: Settings, workers: int | None
 ) -> Settings:
     """Start redis-server (unless `settings.redis_url`) and the worker processes, both
-    stopped when `stack` closes; returns the settings that point at that Redis."""
+    stopped when `stack` closes; returns the settings that point at that Redis. The
+    workers' device is checked first (`check_device`): a `ValueError` starts nothing."""
+    check_device(settings)
     if not settings.redis_url:
         folder = Path(settings.embedded_redis_dir) if settings.embedded_redis_dir else None
         redis = EmbeddedRedis(folder).start()

@@ -42,6 +42,6 @@ def torch_backend_on_cpu(monkeypatch) -> str:
     from gpnn.core import device
 
     monkeypatch.setattr(device, "faiss_gpus", lambda: 0)
-    monkeypatch.setattr(device, "torch_cuda_available", lambda: True)
+    monkeypatch.setattr(device, "torch_gpus", lambda: 1)
     monkeypatch.setattr(device, "TORCH_DEVICE", "cpu")
     return "cuda"

@@ -59,6 +59,44 @@ class Role(StrEnum):
     webhooks = "webhooks"
 
 
+# Run in a child process by `check_device`: the backend, or the engine's error, on stdout.
+_DEVICE_PROBE = """
+import sys
+from gpnn.core.device import select
+try:
+    print(select(sys.argv[1], sys.argv[2]).backend)
+except ValueError as error:
+    print(error)
+    sys.exit(1)
+"""
+DEVICE_CHECK_TIMEOUT_S = 120
+
+
+def check_device(settings: Settings) -> str:
+    """The backend that runs the workers' device (`settings.device`) in the default
+    mode; `ValueError` with the engine's message when none can, so that a bad
+    `GPNN_DEVICE` stops the start instead of failing every job.
+
+    A GPU device is probed in a child process: this one never touches CUDA, so the
+    work-horses it forks can still initialise it. "cpu" needs no probe.
+    """
+    from gpnn.core.device import Device, select
+
+    if Device.parse(settings.device).kind == "cpu":
+        return str(select(settings.device, settings.default_mode).backend)
+    probe = subprocess.run(
+        [sys.executable, "-c", _DEVICE_PROBE, settings.device, str(settings.default_mode)],
+        capture_output=True,
+        text=True,
+        timeout=DEVICE_CHECK_TIMEOUT_S,
+    )
+    lines = (probe.stdout.strip() or probe.stderr.strip()).splitlines()
+    answer = lines[-1] if lines else "the device check printed nothing"
+    if probe.returncode != 0:
+        raise ValueError(answer)
+    return answer
+
+
 def queue_names(settings: Settings, role: Role) -> list[str]:
     return [jobs_queue_name(settings) if role == Role.jobs else webhooks_queue_name(settings)]
 

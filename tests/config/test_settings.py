@@ -26,5 +26,27 @@ def test_an_unknown_device_is_refused_when_the_process_starts(monkeypatch, capsy
         assert ended.value.code == 2
         assert (
             line
-            == "gpnn: error: invalid setting: `device`: must be one of cpu, cuda, auto; got 'gpu'"
+            == "gpnn: error: invalid setting: `device`: must be cpu, cuda, cuda:N (GPU number N) "
+            "or auto; got 'gpu'"
+        )
+
+
+def test_a_gpu_device_no_backend_sees_is_refused_when_the_workers_start(monkeypatch, capsys):
+    """`GPNN_DEVICE=cuda:1` is well formed; on a machine where no backend sees GPU 1
+    the worker and the embedded service stop at start, before Redis or a worker runs."""
+    from gpnn.core import device
+
+    if device.faiss_gpus() > 1 or device.torch_gpus() > 1:
+        pytest.skip("this machine has a GPU 1")
+    monkeypatch.setenv("GPNN_DEVICE", "cuda:1")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:9/0")  # never reached
+    for command in (["worker"], ["serve"]):
+        if command == ["serve"]:
+            monkeypatch.delenv("REDIS_URL")
+        with pytest.raises(SystemExit) as ended:
+            main(command)
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert ended.value.code == 2
+        assert line.startswith(
+            "gpnn: error: device `cuda:1` with mode `fast` requested but no backend sees GPU 1: "
         )

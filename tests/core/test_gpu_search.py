@@ -15,9 +15,7 @@ NO_FAISS_GPU = "FAISS sees no GPU (CPU-only build installed, or no GPU or driver
 NO_GPU = "no GPU backend: FAISS sees no GPU and PyTorch sees no CUDA device"
 pytestmark = [
     pytest.mark.gpu,
-    pytest.mark.skipif(
-        device.faiss_gpus() == 0 and not device.torch_cuda_available(), reason=NO_GPU
-    ),
+    pytest.mark.skipif(device.faiss_gpus() == 0 and device.torch_gpus() == 0, reason=NO_GPU),
 ]
 
 

@@ -7,9 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from gpnn.core import device as device_module
 from gpnn.core import fast_search, search, threads
-from gpnn.core.device import Backend, resolve_device
 from gpnn.core.fast_search import FastKeys
 from gpnn.core.patches import ValuePatches
 from gpnn.core.pnn import SourceLevel
@@ -161,30 +159,6 @@ def test_source_level_modes(small_fast, mode):
 def test_source_level_rejects_unknown_mode():
     with pytest.raises(ValueError, match="`mode`"):
         SourceLevel(np.zeros((400, 3)), VALUES_400, mode="fastest")
-
-
-def test_device_resolution(monkeypatch):
-    monkeypatch.setattr(device_module, "faiss_gpus", lambda: 0)
-    monkeypatch.setattr(device_module, "torch_cuda_available", lambda: False)
-    assert resolve_device("cpu") == Backend.cpu
-    assert resolve_device("auto") == Backend.cpu
-    with pytest.raises(ValueError, match="device `cuda` requested but no GPU is available"):
-        resolve_device("cuda")
-    with pytest.raises(ValueError, match="`device`"):
-        resolve_device("tpu")
-    monkeypatch.setattr(device_module, "torch_cuda_available", lambda: True)
-    assert resolve_device("cuda") == Backend.torch_cuda
-    assert resolve_device("auto") == Backend.torch_cuda
-    monkeypatch.setattr(device_module, "faiss_gpus", lambda: 1)
-    assert resolve_device("cuda") == Backend.faiss_gpu
-
-
-def test_cpu_resolution_never_imports_torch(monkeypatch):
-    def no_torch() -> bool:
-        raise AssertionError("torch looked up for a CPU device")
-
-    monkeypatch.setattr(device_module, "torch_cuda_available", no_torch)
-    assert resolve_device("cpu") == Backend.cpu
 
 
 @pytest.mark.parametrize("alpha", ALPHAS)

@@ -16,7 +16,17 @@ from gpnn.core.patches import ValuePatches, extract_patches  # noqa: E402
 from gpnn.core.search import normalized_nn  # noqa: E402
 from gpnn.core.torch_backend import TorchArrays, TorchKeys  # noqa: E402
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+# "cuda" runs with `pytest -m gpu` where PyTorch sees a GPU, and skips, saying so, elsewhere.
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=[
+            pytest.mark.gpu,
+            pytest.mark.skipif(not torch.cuda.is_available(), reason="PyTorch sees no CUDA device"),
+        ],
+    ),
+]
 
 
 def brute_force(queries, keys, alpha):
