@@ -27,6 +27,25 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(code=2)
 
 
+def parse_device(value: str | None, *, mode: str | None = None) -> str | None:
+    """`--device` checked before any work: its form, and with `mode` (a run in this
+    process) that a backend here runs it; else one error line naming the option."""
+    if value is None:
+        return None
+    from gpnn.core.device import DEVICE_FORMS, Device, select
+
+    try:
+        device = Device.parse(value)
+    except ValueError:
+        fail(f"`--device` must be {DEVICE_FORMS}; got {value!r}")
+    if mode is not None:
+        try:
+            select(device, mode)
+        except ValueError as error:
+            fail(f"`--device`: {error}")
+    return str(device)
+
+
 def _print_version(value: bool) -> None:
     if value:
         typer.echo(f"gpnn {version('gpnn')}")

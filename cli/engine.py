@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from pydantic.fields import FieldInfo
 
-from gpnn.cli.app import app, fail
+from gpnn.cli.app import app, fail, parse_device
 from gpnn.cli.progress import ProgressBar
 from gpnn.config import get_settings
 from gpnn.core import (
@@ -113,7 +113,7 @@ RUN_OPTIONS = [
     keyword(
         "device",
         "cpu",
-        annotation=Annotated[str, typer.Option(help="cpu, cuda or auto.")],
+        annotation=Annotated[str, typer.Option(help="cpu, cuda, cuda:N (GPU N) or auto.")],
     ),
     keyword(
         "as_json",
@@ -147,6 +147,7 @@ def _make_command(task: Task):
             check_samples(params, samples)
         except ValueError as error:
             fail(as_options(str(error), task))
+        device = parse_device(device, mode=params.mode)
         try:
             inputs = _load_inputs(paths)
         except ValueError as error:

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from tqdm import tqdm
 
-from gpnn.cli.app import app, fail
+from gpnn.cli.app import app, fail, parse_device
 from gpnn.cli.engine import as_options, keyword, param_options
 from gpnn.cli.progress import ProgressBar
 from gpnn.core import Task, params_for, read_image
@@ -154,7 +154,9 @@ DATASET_OPTIONS = [
     keyword(
         "device",
         "cpu",
-        annotation=Annotated[str, typer.Option(help="cpu, cuda or auto (local runs).")],
+        annotation=Annotated[
+            str, typer.Option(help="cpu, cuda, cuda:N (GPU N) or auto (local runs).")
+        ],
     ),
     keyword(
         "as_json",
@@ -189,6 +191,10 @@ def eval_dataset(directory: Path, **arguments: Any) -> None:
             generator = None
     except ValueError as error:
         fail(as_options(str(error), Task.generate))
+    if server is None:
+        device = parse_device(device, mode=params.mode)
+    elif device != "cpu":
+        fail("`--device` is for local runs; with `--server` the service's workers choose theirs")
     settings = {
         **params.model_dump(mode="json", exclude={"task"}),
         "samples": samples,

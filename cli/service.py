@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from gpnn.cli.app import app, fail
+from gpnn.cli.app import app, fail, parse_device
 
 
 def _settings(**overrides):
@@ -28,12 +28,18 @@ def _settings(**overrides):
         fail(f"invalid setting: {describe_validation_error(error)}")
 
 
+DEVICE_HELP = "Engine device of the workers: cpu, cuda, cuda:N (GPU N) or auto (GPNN_DEVICE)."
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (GPNN_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (GPNN_PORT).")] = None,
     workers: Annotated[
         int | None, typer.Option(help="Embedded mode: worker processes (GPNN_WORKERS).")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="Embedded mode: " + DEVICE_HELP, show_default=False)
     ] = None,
 ) -> None:
     """Run the service. With no REDIS_URL: embedded Redis, workers and the API on one machine.
@@ -44,7 +50,12 @@ def serve(
     from gpnn.service.embedded import serve as run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    settings = _settings(host=host, port=port, workers=workers)
+    settings = _settings(host=host, port=port, workers=workers, device=parse_device(device))
+    if device is not None and settings.redis_url:
+        fail(
+            "`--device` chooses the embedded workers' device; with REDIS_URL set, "
+            "give it to `gpnn worker`"
+        )
     try:
         run(settings, workers=workers)
     except (FileNotFoundError, ConnectionError, ValueError, RuntimeError) as error:
@@ -56,7 +67,7 @@ def worker(
     count: Annotated[
         int | None, typer.Option("--count", "-n", help="Job worker processes (GPNN_WORKERS).")
     ] = None,
-    gpu: Annotated[bool, typer.Option("--gpu", help="Run the engine on the GPU.")] = False,
+    device: Annotated[str | None, typer.Option(help=DEVICE_HELP, show_default=False)] = None,
     burst: Annotated[
         bool, typer.Option(help="One worker in this process; exit when the queue is empty.")
     ] = False,
@@ -76,9 +87,9 @@ def worker(
     or hand it back to the queue. Webhook deliveries run on a worker of their own.
     """
 
-    from gpnn.worker.runner import WorkerPool, read_health, run_worker
+    from gpnn.worker.runner import WorkerPool, check_device, read_health, run_worker
 
-    settings = _settings(workers=count, device="cuda" if gpu else None)
+    settings = _settings(workers=count, device=parse_device(device))
     if check:
         if not settings.worker_health_file:
             fail("`--check` needs GPNN_WORKER_HEALTH_FILE")
@@ -88,6 +99,11 @@ def worker(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if not settings.redis_url:
         fail("`gpnn worker` needs REDIS_URL (the Redis the API uses)")
+    try:
+        backend = check_device(settings)
+    except ValueError as error:
+        fail(str(error))
+    logging.getLogger(__name__).info("engine on %s (%s)", settings.device, backend)
     if burst:
         run_worker(settings, burst=True)
         return
@@ -108,6 +124,7 @@ def demo(
     ] = None,
     samples: Annotated[int, typer.Option(min=1, help="Number of samples.")] = 3,
     mode: Annotated[str, typer.Option(help="Search mode: fast or exact.")] = "fast",
+    device: Annotated[str | None, typer.Option(help=DEVICE_HELP, show_default=False)] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where the samples go.")] = Path(
         "gpnn-out"
     ),
@@ -125,7 +142,7 @@ def demo(
     if not source.is_file():
         fail(f"`{source}` is not a file")
     say = (lambda _line: None) if as_json else typer.echo
-    settings = _settings()
+    settings = _settings(device=parse_device(device))
     started = time.monotonic()
     written = []
 

@@ -197,7 +197,7 @@ def test_gpu_workers_ask_for_a_gpu_and_run_on_gpu_nodes():
     (container,) = pod["containers"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert pod["nodeSelector"] and any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
-    assert "--gpu" in container["args"]
+    assert container["args"][-2:] == ["--device", "cuda"]
     assert {v["name"]: v["value"] for v in container["env"]}["GPNN_DEVICE"] == "cuda"
     cpu = one("Deployment", "worker-cpu")["spec"]["template"]["spec"]
     assert "nvidia.com/gpu" not in json.dumps(cpu)
