@@ -14,7 +14,6 @@ from gpnn.cli import app
 from gpnn.core import GenerateParams, decode_image, write_image
 from gpnn.core.metrics import HISTOGRAM_BINS
 from gpnn.evaluate import (
-    ReportEntry,
     build_entry,
     find_images,
     local_generator,
@@ -191,9 +190,14 @@ def test_write_files(tmp_path, report_files):
     assert len(written) == len(files)
 
 
-def test_entry_is_a_dataclass(report_files):
-    entries, _ = report_files
-    assert isinstance(entries[0], ReportEntry)
+def test_an_entry_shows_its_first_samples_and_measures_every_one():
+    source, samples = _image(0), [_image(1), _image(2), _image(3)]
+    entry = build_entry("three", source, samples, thumbnails=2)
+    assert [s.tobytes() for s in entry.shown] == [s.tobytes() for s in samples[:2]]
+    assert entry.source.tobytes() == source.tobytes()
+    assert entry.evaluation.name == "three" and entry.evaluation.samples == 3
+    assert len(entry.evaluation.per_sample) == 3
+    assert (entry.evaluation.height, entry.evaluation.width) == source.shape[:2]
 
 
 # --- CLI ----------------------------------------------------------------------

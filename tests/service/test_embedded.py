@@ -63,11 +63,11 @@ def test_gpnn_serve_runs_everything_and_stops_cleanly(tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
         # drain grace (2 s) + the supervisor's margin (10 s) + Redis's stop (5 s) at most
-        assert process.wait(timeout=60) == 0 or process.returncode is not None
-    gone = wait_until(
+        code = process.wait(timeout=60)
+    assert code == 0, (tmp_path / "serve.log").read_text()[-2000:]
+    wait_until(
         lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 15, "children exit"
     )
-    assert gone
 
 
 def test_run_embedded_context(tmp_path):
@@ -82,7 +82,7 @@ def test_run_embedded_context(tmp_path):
         job = run_one_job(base_url)
         assert job["attempts"] == 1
     assert len(children) >= 2  # redis-server and a worker
-    assert wait_until(
+    wait_until(
         lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 15, "children exit"
     )
 

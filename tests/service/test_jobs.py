@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,6 +89,36 @@ def test_idempotent_resubmission(client, settings):
     assert queue.count == 2
 
 
+def test_a_replay_waits_for_the_first_request_by_its_announcement(client):
+    """The claim writes id and digest at once; a replay that finds no record yet waits
+    for the first request's announcement (stored, or failed and freed), not a poll."""
+    from gpnn.service.errors import Conflict
+    from gpnn.service.routes import jobs as routes
+    from gpnn.worker import keys
+    from gpnn.worker.exceptions import UnknownJob
+
+    ledger = client.app.state.ledger
+    stored = ledger.get_job(
+        submit(client, "generate", {"source": ("s.png", png(SOURCE))}).json()["id"]
+    )
+    assert routes._claim_idempotency_key(ledger, "o", "k", "later", "d") is None
+    assert routes._claim_idempotency_key(ledger, "o", "k", "other", "d") == "later"
+    with pytest.raises(Conflict):
+        routes._claim_idempotency_key(ledger, "o", "k", "other", "changed")
+    with ThreadPoolExecutor(2) as pool:
+        replay = pool.submit(routes._wait_for_record, ledger, "o", "k", "later")
+        ledger.create_job(stored.model_copy(update={"id": "later"}))
+        ledger.redis.publish(keys.idempotency_channel("o", "k"), "later")
+        assert replay.result(timeout=routes.REPLAY_WAIT_S).id == "later"
+
+        assert routes._claim_idempotency_key(ledger, "o", "k2", "never", "d") is None
+        failed = pool.submit(routes._wait_for_record, ledger, "o", "k2", "never")
+        ledger.redis.delete(keys.idempotency_key("o", "k2"))
+        ledger.redis.publish(keys.idempotency_channel("o", "k2"), "")
+        with pytest.raises(UnknownJob):
+            failed.result(timeout=routes.REPLAY_WAIT_S / 2)
+
+
 def test_cancel_queued_job(client, settings):
     job = submit(client, "generate", {"source": ("s.png", png(SOURCE), "image/png")}).json()
     answer = client.post(f"/v1/jobs/{job['id']}/cancel")
@@ -141,15 +174,18 @@ def test_health_ready_metrics(client, settings):
     assert "gpnn_engine_seconds_per_image_count 1.0" in text
 
 
-def test_readyz_reports_unreachable_store(make_client, settings, tmp_path):
-    blocked = tmp_path / "file-not-folder"
+def test_readyz_reports_unreachable_store(make_client, settings):
+    """The store's folder replaced by a file: the real store's probe fails, /readyz says
+    so by name, and the probe leaves the file as it is."""
     client = make_client(settings)
-    client.app.state.ledger._store = type(
-        "Down", (), {"ping": lambda self: (_ for _ in ()).throw(OSError("down"))}
-    )()
+    root = Path(settings.store_url.removeprefix("file://"))
+    assert client.get("/readyz").status_code == 200
+    shutil.rmtree(root)
+    root.write_bytes(b"not a folder")
     answer = client.get("/readyz")
-    assert answer.status_code == 503 and answer.json()["checks"]["store"].startswith("unreach")
-    assert not blocked.exists()
+    assert answer.status_code == 503
+    assert answer.json()["checks"]["store"] == "unreachable: StoreError"
+    assert root.read_bytes() == b"not a folder"
 
 
 def test_jobs_without_a_mode_get_the_service_default(client, settings):

@@ -38,8 +38,7 @@ def test_cancel_running_job_stops_the_worker(client, settings, tmp_path):
         wait_until(lambda: get(client, job["id"])["progress"], 30, "the job to make progress")
         answer = client.post(f"/v1/jobs/{job['id']}/cancel")
         assert answer.status_code == 202 and answer.json()["status"] == "canceled"
-        stopped = wait_until(lambda: get(client, job["id"])["stopped_at"], 15, "the worker to stop")
-        assert stopped
+        wait_until(lambda: get(client, job["id"])["stopped_at"], 15, "the worker to stop")
         record = get(client, job["id"])
         assert record["status"] == "canceled" and record["outputs"] == []
         assert record["progress"]["fraction"] < 0.5  # it did not run to the end
@@ -69,13 +68,12 @@ def test_sigkilled_worker_job_is_picked_up_again(make_client, settings, tmp_path
         wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in horses), 10, "death")
         assert get(client, job["id"])["status"] == "running"
         second = start_worker(fast_recovery, log=tmp_path / "second.log")
-        done = wait_until(
+        wait_until(
             lambda: get(client, job["id"])["status"] in ("succeeded", "failed"),
             90,
             "the job to finish on the second worker",
             every_s=0.2,
         )
-        assert done
         record = get(client, job["id"])
         assert record["status"] == "succeeded", record["error"]
         assert record["attempts"] == 2 and len(record["outputs"]) == 2
