@@ -13,6 +13,8 @@ import time
 from typing import Any
 
 from rq import get_current_job
+from rq.exceptions import AbandonedJobError
+from rq.timeouts import JobTimeoutException
 
 from gpnn.config import get_settings
 from gpnn.store import StoreError, TransientStoreError
@@ -181,12 +183,9 @@ def run_job(job_id: str) -> dict[str, Any]:
         ledger.fail(job_id, str(error))
     except StoreError as error:
         ledger.fail(job_id, f"store error: {error}")
+    except JobTimeoutException:
+        ledger.fail(job_id, f"the job ran longer than {settings.job_timeout_s}s and was stopped")
     except Exception as error:
-        if type(error).__name__ == "JobTimeoutException":
-            ledger.fail(
-                job_id, f"the job ran longer than {settings.job_timeout_s}s and was stopped"
-            )
-            return {"status": "failed"}
         logger.exception("job %s failed", job_id)
         ledger.fail(job_id, f"internal error: {type(error).__name__}: {error}")
     return {"status": "failed"}
@@ -253,13 +252,12 @@ def on_rq_failure(job, connection, exc_type, exc_value, traceback) -> None:
     abandoned job (its worker killed) is found by another worker's maintenance.
     (A work-horse's death is reported by `GpnnWorker.handle_work_horse_killed`.)"""
     settings = get_settings()
-    name = exc_type.__name__ if exc_type else "error"
-    if name == "AbandonedJobError":
+    if exc_type is not None and issubclass(exc_type, AbandonedJobError):
         reason = "the worker running this job stopped (killed or lost)"
-    elif name == "JobTimeoutException":
+    elif exc_type is not None and issubclass(exc_type, JobTimeoutException):
         reason = f"the job ran longer than {settings.job_timeout_s}s"
     else:
-        reason = f"{name}: {exc_value}"
+        reason = f"{exc_type.__name__ if exc_type else 'error'}: {exc_value}"
     record_lost_attempt(job, connection, reason)
 
 

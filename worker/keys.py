@@ -28,6 +28,12 @@ def idempotency_key(owner: str, key: str) -> str:
     return f"{PREFIX}:idem:{owner}:{key}"
 
 
+def idempotency_channel(owner: str, key: str) -> str:
+    """Pub/sub: the job id once the Idempotency-Key's first request has stored its job,
+    or "" when that request failed and freed the key."""
+    return f"{PREFIX}:idem:{owner}:{key}:settled"
+
+
 def state_counts_key() -> str:
     """Hash: state -> number of jobs (current for queued/running, totals for the rest)."""
     return f"{PREFIX}:stats:states"

@@ -142,7 +142,8 @@ def create_job(
         if existing is not None:
             response.headers["Location"] = f"/v1/jobs/{existing}"
             response.headers["Idempotent-Replayed"] = "true"
-            return JobPublic.model_validate(_wait_for_record(ledger, existing).public())
+            record = _wait_for_record(ledger, owner, idempotency_key, existing)
+            return JobPublic.model_validate(record.public())
 
     try:
         inputs: dict[str, str | list[str]] = {}
@@ -174,7 +175,10 @@ def create_job(
     except BaseException:
         if idempotency_key:  # free the key: nothing was queued under it
             ledger.redis.delete(keys.idempotency_key(owner, idempotency_key))
+            ledger.redis.publish(keys.idempotency_channel(owner, idempotency_key), "")
         raise
+    if idempotency_key:  # wake the requests replayed while this one stored its job
+        ledger.redis.publish(keys.idempotency_channel(owner, idempotency_key), job_id)
     wait_s = _preferred_wait(prefer)
     if wait_s:
         response.headers["Preference-Applied"] = f"wait={wait_s}"
@@ -221,38 +225,55 @@ def _request_digest(task, params_json, samples, webhook, uploads) -> str:
     return digest.hexdigest()
 
 
+# Claims an Idempotency-Key: its job id and request digest written together, so that a
+# second request never sees one without the other. Returns nil when this call claimed
+# the key, else {job_id, digest} of the request that did.
+_CLAIM = """
+if redis.call('hsetnx', KEYS[1], 'job_id', ARGV[1]) == 1 then
+    redis.call('hset', KEYS[1], 'digest', ARGV[2])
+    redis.call('expire', KEYS[1], ARGV[3])
+    return nil
+end
+return redis.call('hmget', KEYS[1], 'job_id', 'digest')
+"""
+# How long a replayed request waits for the first one to store its job.
+REPLAY_WAIT_S = 10.0
+
+
 def _claim_idempotency_key(
     ledger: Ledger, owner: str, key: str, job_id: str, digest: str
 ) -> str | None:
     """None when this request owns the key now; else the job id it created before."""
     redis_key = keys.idempotency_key(owner, key)
-    claimed = ledger.redis.hsetnx(redis_key, "job_id", job_id)
-    if claimed:
-        with ledger.redis.pipeline() as pipe:
-            pipe.hset(redis_key, "digest", digest)
-            pipe.expire(redis_key, defaults.IDEMPOTENCY_TTL_S)
-            pipe.execute()
+    found = ledger.redis.eval(_CLAIM, 1, redis_key, job_id, digest, defaults.IDEMPOTENCY_TTL_S)
+    if found is None:
         return None
-    existing = ledger.redis.hget(redis_key, "job_id").decode()
-    deadline = time.monotonic() + 5.0
-    stored = ledger.redis.hget(redis_key, "digest")
-    while stored is None and time.monotonic() < deadline:
-        time.sleep(0.02)  # the first request is between its two writes
-        stored = ledger.redis.hget(redis_key, "digest")
-    if stored is not None and stored.decode() != digest:
+    existing, stored = (value.decode() for value in found)
+    if stored != digest:
         raise Conflict("`Idempotency-Key`: already used for a different request")
     return existing
 
 
-def _wait_for_record(ledger: Ledger, job_id: str) -> JobRecord:
-    deadline = time.monotonic() + 10.0
-    while True:
-        try:
-            return ledger.get_job(job_id)
-        except UnknownJob:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)  # the first request is still storing its inputs
+def _wait_for_record(ledger: Ledger, owner: str, key: str, job_id: str) -> JobRecord:
+    """The record of `job_id`, the job of the key's first request, once that request
+    has stored it (it announces it on `keys.idempotency_channel`: no polling).
+
+    Subscribed before the record is read, so a record stored between the two is seen
+    either in the read or as a message. `UnknownJob` when the first request failed
+    (the key freed or claimed again) or did not finish within `REPLAY_WAIT_S`.
+    """
+    deadline = time.monotonic() + REPLAY_WAIT_S
+    with ledger.redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+        pubsub.subscribe(keys.idempotency_channel(owner, key))
+        while True:
+            try:
+                return ledger.get_job(job_id)
+            except UnknownJob:
+                claimed = ledger.redis.hget(keys.idempotency_key(owner, key), "job_id")
+                left = deadline - time.monotonic()
+                if claimed is None or claimed.decode() != job_id or left <= 0:
+                    raise
+            pubsub.get_message(timeout=left)
 
 
 @router.get("/{job_id}", response_model=JobPublic, responses=ERRORS, summary="Read a job")
