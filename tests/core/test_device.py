@@ -3,6 +3,8 @@ that declares it, or is a `ValueError` before anything is built."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -83,9 +85,7 @@ def test_a_mode_a_backend_lacks_is_an_error_not_a_switch(monkeypatch):
     """A backend that declares exact only is never handed fast, and nothing falls
     back to the CPU for "cuda"."""
     gpus(monkeypatch, faiss=1, torch=0)
-    exact_only = BACKENDS[Backend.faiss_gpu].__class__(
-        **{**vars(BACKENDS[Backend.faiss_gpu]), "modes": frozenset({SearchMode.exact})}
-    )
+    exact_only = replace(BACKENDS[Backend.faiss_gpu], modes=frozenset({SearchMode.exact}))
     monkeypatch.setitem(BACKENDS, Backend.faiss_gpu, exact_only)
     assert select("cuda", "exact").backend == Backend.faiss_gpu
     with pytest.raises(ValueError, match="faiss-gpu: no mode `fast` \\(it runs exact\\)"):
@@ -127,12 +127,8 @@ def test_faiss_gpu_fast_stops_early_without_propagating(monkeypatch):
             seen.append(hint)
             return np.zeros(len(queries), np.int64)
 
-    spec = BACKENDS[Backend.faiss_gpu]
-    monkeypatch.setitem(
-        BACKENDS,
-        Backend.faiss_gpu,
-        spec.__class__(**{**vars(spec), "index": lambda keys, mode, gpu: Recorder()}),
-    )
+    recording = replace(BACKENDS[Backend.faiss_gpu], index=lambda keys, mode, gpu: Recorder())
+    monkeypatch.setitem(BACKENDS, Backend.faiss_gpu, recording)
     values = ValuePatches.of_images([np.zeros((8, 8, 3), np.float32)], 3)
     level = SourceLevel(np.zeros((36, 27), np.float32), values, mode="fast", device="cuda")
     assert level.backend == Backend.faiss_gpu and level.mode == "fast"
