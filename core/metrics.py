@@ -51,6 +51,8 @@ HISTOGRAM_EDGES = np.concatenate([[0.0], np.logspace(-7, -1, 37)])
 HISTOGRAM_BINS = len(HISTOGRAM_EDGES) - 1
 # Rows of queries per FAISS search call, which bounds FAISS's result buffers.
 SEARCH_BLOCK = 65536
+# How far, in patches, `seam_ratio` looks for a seam on each side of a junction.
+SEAM_REACH = 4
 # A sample is a copy of its source when it changed less than this (`change`) ...
 COPY_MAX_CHANGE = 0.1
 # ... or when at least this share of its patches sit where they are in the source
@@ -232,16 +234,19 @@ def seam_ratio(
     """How much less coherent a collage is along its junctions than elsewhere.
 
     Every output patch gets its `coherence` distance to the nearest patch of any
-    source; the ratio is the mean over the patches whose centre column lies within
-    `patch_size` of a junction column over the mean of the others. 1: the seams are
-    as coherent as the interior; a straight cut between two different sources
-    scores 5-20 (its straddling patches exist in no source).
+    source. A band is the patches whose centre column lies within `patch_size` of a
+    column; for each junction the worst band within ``4 * patch_size`` of it is taken
+    (the refinement may move a seam a little). The ratio is the mean over those
+    bands over the mean of the other patches. 1: the seams are as coherent as the
+    interior; a straight cut between two different sources scores 5-20 (its
+    straddling patches exist in no source).
 
     Parameters
     ----------
     output : (H, W, 3) image
     sources : the images whose patches the output may use (any sizes)
     junctions : columns of `output` where the sources were joined
+    patch_size : int, odd side of the patches
     stride : int, take every s-th row and column of the output's patches (as
         `nearest_patch_distances`)
     """
@@ -255,13 +260,16 @@ def seam_ratio(
     )
     _, cols = patch_grid(output.shape[:2], patch_size)
     centres = np.arange(cols)[::stride] + patch_size // 2
-    near = np.zeros(len(centres), bool)
+    profile = distances.reshape(-1, len(centres)).mean(axis=0)
+    seam = np.zeros(len(centres), bool)
     for junction in junctions:
-        near |= np.abs(centres - junction) <= patch_size
-    if near.all() or not near.any():
+        candidates = centres[np.abs(centres - junction) <= SEAM_REACH * patch_size]
+        bands = [np.abs(centres - c) <= patch_size for c in candidates]
+        if bands:
+            seam |= max(bands, key=lambda band: profile[band].mean())
+    if seam.all() or not seam.any():
         raise ValueError("`junctions` must leave patches both near and away from them")
-    distances = distances.reshape(-1, len(centres))
-    return float(distances[:, near].mean() / max(distances[:, ~near].mean(), 1e-12))
+    return float(profile[seam].mean() / max(profile[~seam].mean(), 1e-12))
 
 
 def structure_overlap(output: np.ndarray, structure: np.ndarray) -> float:
