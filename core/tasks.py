@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from gpnn.core.device import Device, select
 from gpnn.core.imageio import as_image, check_same_size
 from gpnn.core.objects import object_mask, object_sides
 from gpnn.core.params import (
@@ -75,7 +76,7 @@ def generate(
     *,
     samples: int = 1,
     progress: ProgressCallback | None = None,
-    device: str = "cpu",
+    device: str | Device = "cpu",
     **overrides: Any,
 ) -> list[np.ndarray]:
     """Random samples with the patch distribution of `source` (paper section 3).
@@ -87,7 +88,7 @@ def generate(
     then run on the result. One round and `min_shift=0` is the paper's single
     noisy step (plus one noise-free iteration).
     """
-    params = _resolve(Task.generate, params, overrides, samples)
+    params = _resolve(Task.generate, params, overrides, samples, device)
     source = as_image(source, "source")
     p = params.patch_size
     depth = _depth(params, depth_for(min(source.shape[:2]), 2 * p, params.ratio))
@@ -103,7 +104,7 @@ def retarget(
     *,
     samples: int = 1,
     progress: ProgressCallback | None = None,
-    device: str = "cpu",
+    device: str | Device = "cpu",
     **overrides: Any,
 ) -> list[np.ndarray]:
     """Resize `source` to (height, width) keeping its patch distribution; an
@@ -113,7 +114,7 @@ def retarget(
     steps of at most `step` per axis, each followed by PNN iterations with the
     completeness-favouring alpha; finer levels then add the detail.
     """
-    params = _resolve(Task.retarget, params, overrides, samples)
+    params = _resolve(Task.retarget, params, overrides, samples, device)
     source = as_image(source, "source")
     target = (params.height or source.shape[0], params.width or source.shape[1])
     extent = min(*source.shape[:2], *target)
@@ -133,12 +134,12 @@ def analogy(
     *,
     samples: int = 1,
     progress: ProgressCallback | None = None,
-    device: str = "cpu",
+    device: str | Device = "cpu",
     **overrides: Any,
 ) -> list[np.ndarray]:
     """The patches of `source` (A) arranged like `structure` (B): structural
     analogy, or sketch-to-image when B is a sketch. The output has B's size."""
-    params = _resolve(Task.analogy, params, overrides, samples)
+    params = _resolve(Task.analogy, params, overrides, samples, device)
     source = as_image(source, "source")
     structure = as_image(structure, "structure")
     depth = _depth(params, _object_depth(structure, params))
@@ -156,7 +157,7 @@ def inpaint(
     *,
     samples: int = 1,
     progress: ProgressCallback | None = None,
-    device: str = "cpu",
+    device: str | Device = "cpu",
     **overrides: Any,
 ) -> list[np.ndarray]:
     """Fill the hole of `source`, steered by the colour painted into it.
@@ -165,7 +166,7 @@ def inpaint(
     the region of `color`. Patches that touch the hole are never keys or values.
     Pixels outside the hole keep the input's values exactly.
     """
-    params = _resolve(Task.inpaint, params, overrides, samples)
+    params = _resolve(Task.inpaint, params, overrides, samples, device)
     source = as_image(source, "source")
     hole = _hole(source, mask, params.color)
     rows, cols = np.nonzero(hole)
@@ -194,7 +195,7 @@ def collage(
     *,
     samples: int = 1,
     progress: ProgressCallback | None = None,
-    device: str = "cpu",
+    device: str | Device = "cpu",
     **overrides: Any,
 ) -> list[np.ndarray]:
     """Merge `sources` into one coherent image holding patches of all of them.
@@ -207,7 +208,7 @@ def collage(
     is its own best match). Keys and values come from every source, alpha is
     small (completeness) and a different output size is reached gradually.
     """
-    params = _resolve(Task.collage, params, overrides, samples)
+    params = _resolve(Task.collage, params, overrides, samples, device)
     if len(sources) == 0:
         raise ValueError("`sources` must hold at least one image")
     images = [as_image(s, f"sources[{i}]") for i, s in enumerate(sources)]
@@ -251,12 +252,12 @@ def edit(
     *,
     samples: int = 1,
     progress: ProgressCallback | None = None,
-    device: str = "cpu",
+    device: str | Device = "cpu",
     **overrides: Any,
 ) -> list[np.ndarray]:
     """Make a naive edit of `source` (`edited`, same size) coherent; optional
     noise (`sigma`) gives several solutions."""
-    params = _resolve(Task.edit, params, overrides, samples)
+    params = _resolve(Task.edit, params, overrides, samples, device)
     source = as_image(source, "source")
     edited = as_image(edited, "edited")
     check_same_size(edited, "edited", source)
@@ -280,13 +281,13 @@ def run_task(
     *,
     samples: int = 1,
     progress: ProgressCallback | None = None,
-    device: str = "cpu",
+    device: str | Device = "cpu",
 ) -> list[np.ndarray]:
     """Run the application named by `params.task` on named `inputs`.
 
     `inputs` holds the names of `TASK_INPUTS[task]`: images as (H, W, 3)
     arrays, `sources` as a list of them, `mask` as a boolean (H, W) array.
-    `device` is "cpu", "cuda" or "auto" (the GPU when one is usable).
+    `device` is "cpu", "cuda", "cuda:N" or "auto" (a GPU when one is usable).
     """
     task = Task(params.task)  # type: ignore[attr-defined]
     for name in TASK_INPUTS[task]:
@@ -307,9 +308,14 @@ def run_task(
 
 
 def _resolve(
-    task: Task, params: CommonParams | None, overrides: Mapping[str, Any], samples: int
+    task: Task,
+    params: CommonParams | None,
+    overrides: Mapping[str, Any],
+    samples: int,
+    device: str | Device,
 ) -> Any:
-    """The task's parameters, checked with the number of samples before any work."""
+    """The task's parameters, checked with the number of samples and the device
+    (`gpnn.core.device.select`: a backend here runs the mode on it) before any work."""
     if params is None:
         params = params_for(task, **overrides)
     elif overrides:
@@ -317,6 +323,7 @@ def _resolve(
     elif params.task != task:  # type: ignore[attr-defined]
         raise ValueError(f"parameters for `{params.task}` given to `{task}`")  # type: ignore[attr-defined]
     check_samples(params, samples)
+    select(device, params.mode)
     return params
 
 
@@ -389,7 +396,7 @@ def _check_coarsest(shape: Shape, params: CommonParams, depth: int, name: str) -
 def _source_levels(
     pyramids: Sequence[list[np.ndarray]],
     params: CommonParams,
-    device: str,
+    device: str | Device,
     holes: Sequence[list[np.ndarray]] | None,
 ) -> list[SourceLevel]:
     """Keys and values of each level (finest first), pooled over all sources.
@@ -422,7 +429,7 @@ def _source_levels(
 def _stages(
     pyramids: Sequence[list[np.ndarray]],
     params: CommonParams,
-    device: str,
+    device: str | Device,
     output_shapes: Sequence[Shape],
     *,
     start: Shape | None = None,

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from gpnn.core import device as device_module
+from gpnn.core import tasks
 from gpnn.core.device import BACKENDS, Backend, Device, Placement, resolve_device, select
 from gpnn.core.params import SearchMode
 from gpnn.core.patches import ValuePatches
@@ -136,3 +137,15 @@ def test_faiss_gpu_fast_stops_early_without_propagating(monkeypatch):
     assert seen == [None]
     same = np.zeros(36, np.int64)
     assert level.converged(same, same)
+
+
+@pytest.mark.parametrize("task", ["generate", "collage"])
+def test_an_application_refuses_a_device_before_any_work(task, monkeypatch):
+    def no_pyramid(*args, **kwargs):
+        raise AssertionError("a pyramid was built before the device was checked")
+
+    monkeypatch.setattr(tasks, "_pyramid", no_pyramid)
+    image = np.random.default_rng(0).random((40, 40, 3), dtype=np.float32)
+    inputs = {"source": image} if task == "generate" else {"sources": [image, image]}
+    with pytest.raises(ValueError, match="no backend sees GPU 7"):
+        tasks.run_task(tasks.params_for(task), inputs, device="cuda:7")
