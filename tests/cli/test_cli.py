@@ -14,25 +14,12 @@ import cv2
 import numpy as np
 import pytest
 
-from gpnn.cli import main
 from gpnn.cli.progress import sample_fraction
 from gpnn.core import Progress, generate
 
+from .conftest import run
+
 GPNN = [sys.executable, "-c", "from gpnn.cli import main; main()"]
-
-
-@pytest.fixture
-def image_file(tmp_path, scene) -> Path:
-    path = tmp_path / "scene.png"
-    cv2.imwrite(str(path), (scene[:, :, ::-1] * 255).astype(np.uint8))
-    return path
-
-
-def run(capsys, argv: list[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as ended:
-        main(argv)
-    captured = capsys.readouterr()
-    return ended.value.code, captured.out, captured.err
 
 
 @pytest.mark.parametrize(

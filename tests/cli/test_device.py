@@ -1,16 +1,13 @@
 """`--device`: one option on every command that runs the engine, checked before any
 work, one error line naming it."""
 
-from pathlib import Path
-
-import cv2
-import numpy as np
 import pytest
 import typer
 
-from gpnn.cli import main
 from gpnn.cli.app import app
 from gpnn.core import device as device_module
+
+from .conftest import run
 
 ENGINE_COMMANDS = [
     "generate",
@@ -24,20 +21,6 @@ ENGINE_COMMANDS = [
     "serve",
     "demo",
 ]
-
-
-@pytest.fixture
-def image_file(tmp_path, scene) -> Path:
-    path = tmp_path / "scene.png"
-    cv2.imwrite(str(path), (scene[:, :, ::-1] * 255).astype(np.uint8))
-    return path
-
-
-def run(capsys, argv: list[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as ended:
-        main(argv)
-    captured = capsys.readouterr()
-    return ended.value.code, captured.out, captured.err
 
 
 def test_every_engine_command_takes_device_and_none_takes_gpu():
