@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -71,28 +72,38 @@ def install_handlers(app: FastAPI) -> None:
             headers = {"Retry-After": str(error.retry_after_s)}
         return _answer(error.status_code, error.message, headers)
 
-    @app.exception_handler(ImageTooLarge)
-    async def too_large(request: Request, error: ImageTooLarge) -> JSONResponse:
-        return _answer(413, str(error))
+    for error_type, (status, message) in _ANSWERS.items():
+        app.add_exception_handler(error_type, _answer_with(status, message))
 
-    @app.exception_handler(UnreadableImage)
-    async def unreadable(request: Request, error: UnreadableImage) -> JSONResponse:
-        return _answer(422, str(error))
+    for error_type, (label, message) in _UNAVAILABLE.items():
+        app.add_exception_handler(error_type, _unavailable(label, message))
 
-    @app.exception_handler(UnknownJob)
-    async def unknown(request: Request, error: UnknownJob) -> JSONResponse:
-        return _answer(404, f"no job or batch `{error.args[0]}` (unknown or expired)")
 
-    @app.exception_handler(ObjectNotFound)
-    async def missing(request: Request, error: ObjectNotFound) -> JSONResponse:
-        return _answer(404, f"`{error.args[0]}` is not in the store (expired or deleted)")
+# Errors raised below the API: the status each is answered with and its message.
+_ANSWERS: dict[type[Exception], tuple[int, Callable[[Exception], str]]] = {
+    ImageTooLarge: (413, str),
+    UnreadableImage: (422, str),
+    UnknownJob: (404, lambda e: f"no job or batch `{e.args[0]}` (unknown or expired)"),
+    ObjectNotFound: (404, lambda e: f"`{e.args[0]}` is not in the store (expired or deleted)"),
+}
+# Services the API needs: while one is down a request is answered 503, retry in 5 s
+# (the error logged after its label).
+_UNAVAILABLE: dict[type[Exception], tuple[str, Callable[[Exception], str]]] = {
+    StoreError: ("store error", lambda e: f"the object store is unavailable: {e}"),
+    RedisError: ("redis error", lambda e: "the queue (Redis) is unavailable"),
+}
 
-    @app.exception_handler(StoreError)
-    async def store_down(request: Request, error: StoreError) -> JSONResponse:
-        logger.error("store error: %s", error)
-        return _answer(503, f"the object store is unavailable: {error}", {"Retry-After": "5"})
 
-    @app.exception_handler(RedisError)
-    async def redis_down(request: Request, error: RedisError) -> JSONResponse:
-        logger.error("redis error: %s", error)
-        return _answer(503, "the queue (Redis) is unavailable", {"Retry-After": "5"})
+def _answer_with(status: int, message: Callable[[Exception], str]):
+    async def handler(request: Request, error: Exception) -> JSONResponse:
+        return _answer(status, message(error))
+
+    return handler
+
+
+def _unavailable(label: str, message: Callable[[Exception], str]):
+    async def handler(request: Request, error: Exception) -> JSONResponse:
+        logger.error("%s: %s", label, error)
+        return _answer(503, message(error), {"Retry-After": "5"})
+
+    return handler
