@@ -8,6 +8,7 @@ the worker side reads from the environment (`get_settings()`).
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -267,6 +269,29 @@ def submit(client, task: str, files, params: dict | None = None, headers=None, *
     """POST /v1/jobs with cheap engine parameters merged into `params`."""
     data = {"task": task, "params": json.dumps({**CHEAP, **(params or {})}), **form}
     return client.post("/v1/jobs", data=data, files=files, headers=headers)
+
+
+def make_zip(members: dict[str, bytes]) -> bytes:
+    """A zip archive of `members` (name -> bytes)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        for name, data in members.items():
+            bundle.writestr(name, data)
+    return buffer.getvalue()
+
+
+def submit_batch(
+    client, task: str, members: dict[str, bytes], params: dict | None = None, headers=None, **form
+):
+    """POST /v1/batches of a zip of `members`, cheap engine parameters merged into `params`."""
+    data = {"task": task, "params": json.dumps({**CHEAP, **(params or {})}), **form}
+    files = {"archive": ("in.zip", make_zip(members), "application/zip")}
+    return client.post("/v1/batches", data=data, files=files, headers=headers)
+
+
+def get_job(client, job_id: str) -> dict:
+    """GET /v1/jobs/{job_id}: the job as the API answers it."""
+    return client.get(f"/v1/jobs/{job_id}").json()
 
 
 def unique() -> str:

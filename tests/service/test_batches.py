@@ -10,15 +10,7 @@ import pytest
 
 from gpnn.store import keys, open_store
 
-from .conftest import CHEAP, drain, png, strict_json, synthetic
-
-
-def make_zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as bundle:
-        for name, data in members.items():
-            bundle.writestr(name, data)
-    return buffer.getvalue()
+from .conftest import CHEAP, drain, make_zip, png, strict_json, synthetic
 
 
 def test_batch_with_one_bad_input(client, settings, webhook_receiver):

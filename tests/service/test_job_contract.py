@@ -3,13 +3,11 @@ say what the record's public shape says, and parameters read back are accepted a
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import zipfile
 from datetime import datetime
 
-from .conftest import CHEAP, drain, png, submit, synthetic
+from .conftest import drain, png, submit, submit_batch, synthetic
 
 SOURCE = {"source": ("s.png", png(synthetic()), "image/png")}
 
@@ -41,14 +39,8 @@ def test_api_answer_and_webhook_body_are_the_records_public_shape(
 
 
 def test_a_manifest_entry_says_what_the_job_says(client, settings):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as bundle:
-        bundle.writestr("a.png", png(synthetic(seed=1)))
-    answer = client.post(
-        "/v1/batches",
-        data={"task": "generate", "params": json.dumps({**CHEAP, "seed": 5}), "samples": "2"},
-        files={"archive": ("in.zip", buffer.getvalue(), "application/zip")},
-    )
+    members = {"a.png": png(synthetic(seed=1))}
+    answer = submit_batch(client, "generate", members, {"seed": 5}, samples="2")
     assert answer.status_code == 202, answer.text
     drain(settings)
 

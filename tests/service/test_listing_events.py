@@ -4,21 +4,19 @@ previews only when asked, `Prefer: wait=N`, server-sent events, the page itself.
 from __future__ import annotations
 
 import json
-import zipfile
-from io import BytesIO
 
 import pytest
 
 from gpnn.worker import keys
 
 from .conftest import (
-    CHEAP,
     derive,
     drain,
     png,
     start_worker,
     stop_process,
     submit,
+    submit_batch,
     synthetic,
 )
 
@@ -59,15 +57,7 @@ def test_listing_pages_filters_and_owners(make_client, settings):
     bad = client.get("/v1/jobs?cursor=nonsense", headers=ALICE)
     assert bad.status_code == 422 and "`cursor`" in bad.json()["detail"]
 
-    archive = BytesIO()
-    with zipfile.ZipFile(archive, "w") as bundle:
-        bundle.writestr("a.png", png(synthetic()))
-    batch = client.post(
-        "/v1/batches",
-        data={"task": "generate", "params": json.dumps(CHEAP)},
-        files={"archive": ("a.zip", archive.getvalue(), "application/zip")},
-        headers=ALICE,
-    ).json()
+    batch = submit_batch(client, "generate", {"a.png": png(synthetic())}, headers=ALICE).json()
     listed = client.get("/v1/batches", headers=ALICE).json()
     assert [b["id"] for b in listed["results"]] == [batch["id"]] and listed["next"] is None
     assert client.get("/v1/batches", headers=BOB).json()["results"] == []

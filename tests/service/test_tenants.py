@@ -3,12 +3,9 @@ answers 404 to another API key (as if the id did not exist), whatever the method
 
 from __future__ import annotations
 
-import io
-import json
 import re
-import zipfile
 
-from .conftest import CHEAP, derive, drain, png, submit, synthetic
+from .conftest import derive, drain, png, submit, submit_batch, synthetic
 
 ALICE = {"X-API-Key": "alice-key"}
 BOB = {"Authorization": "Bearer bob-key"}
@@ -18,15 +15,8 @@ def test_every_route_with_an_id_is_404_to_another_owner(make_client, settings):
     client = make_client(derive(settings, api_keys="alice-key,bob-key"))
     files = {"source": ("s.png", png(synthetic()), "image/png")}
     job = submit(client, "generate", files, headers=ALICE, previews="true").json()
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as bundle:
-        bundle.writestr("a.png", png(synthetic(seed=1)))
-    batch = client.post(
-        "/v1/batches",
-        data={"task": "generate", "params": json.dumps(CHEAP)},
-        files={"archive": ("a.zip", archive.getvalue(), "application/zip")},
-        headers=ALICE,
-    ).json()
+    members = {"a.png": png(synthetic(seed=1))}
+    batch = submit_batch(client, "generate", members, headers=ALICE).json()
     drain(settings)
     values = {
         "job_id": job["id"],

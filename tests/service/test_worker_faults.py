@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from rq import Queue
 from rq.job import Job
 from rq.results import Result
 
+from gpnn.config import Settings
 from gpnn.worker.exceptions import AttemptSuperseded
 
 from .conftest import (
@@ -30,6 +32,7 @@ from .conftest import (
     descendants,
     drain,
     free_port,
+    get_job,
     png,
     start_worker,
     stop_process,
@@ -42,10 +45,6 @@ from .conftest import (
 SLOW = {"patch_size": 7, "depth": 3, "iterations": 10, "mode": "exact"}
 
 
-def get(client, job_id):
-    return client.get(f"/v1/jobs/{job_id}").json()
-
-
 def submit_slow(client, samples: int = 4) -> dict:
     files = {"source": ("s.png", png(synthetic(64, 96)), "image/png")}
     answer = submit(client, "generate", files, SLOW, samples=str(samples))
@@ -54,7 +53,7 @@ def submit_slow(client, samples: int = 4) -> dict:
 
 
 def running(client, job_id) -> bool:
-    job = get(client, job_id)
+    job = get_job(client, job_id)
     return job["status"] == "running" and bool(job["progress"])
 
 
@@ -75,8 +74,8 @@ def test_work_horse_killed_on_the_last_attempt_fails_the_job_with_the_reason(
         assert horses
         for pid in horses:  # as the kernel's out-of-memory killer does
             os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: get(client, job["id"])["status"] == "failed", 20, "the job to fail")
-        record = get(client, job["id"])
+        wait_until(lambda: get_job(client, job["id"])["status"] == "failed", 20, "the job to fail")
+        record = get_job(client, job["id"])
         assert "work-horse" in record["error"] and "signal 9" in record["error"]
         assert "1 attempt" in record["error"]
         metrics = client.get("/metrics").text
@@ -132,9 +131,11 @@ def test_work_horse_killed_with_a_retry_left_runs_again_at_once(make_client, set
         wait_until(lambda: running(client, job["id"]), 60, "the job to run")
         for pid in descendants(worker.pid):
             os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: get(client, job["id"])["attempts"] == 2, 20, "the second attempt")
-        wait_until(lambda: get(client, job["id"])["status"] == "succeeded", 90, "the job to end")
-        assert len(get(client, job["id"])["outputs"]) == 1
+        wait_until(lambda: get_job(client, job["id"])["attempts"] == 2, 20, "the second attempt")
+        wait_until(
+            lambda: get_job(client, job["id"])["status"] == "succeeded", 90, "the job to end"
+        )
+        assert len(get_job(client, job["id"])["outputs"]) == 1
     finally:
         stop_process(worker)
 
@@ -153,7 +154,7 @@ def test_sigterm_hands_the_running_job_back_after_the_drain_grace(make_client, s
         # back is measured by bench/hosts.py (0.58 s), not asserted here.
         first.wait(timeout=60)
         assert gone(horses), "the work-horse must not compute on"
-        record = get(client, job["id"])
+        record = get_job(client, job["id"])
         # Handed back by the stopping worker itself (not found later as abandoned: the
         # lease grace is 30 s), to the front of the queue.
         assert record["status"] == "queued" and record["attempts"] == 1
@@ -161,8 +162,8 @@ def test_sigterm_hands_the_running_job_back_after_the_drain_grace(make_client, s
         queue = Queue(short_drain.queue_name, connection=client.app.state.ledger.redis)
         assert queue.job_ids[:1] == [job["id"]]  # at the front: the next worker takes it
         second = start_worker(short_drain, log=tmp_path / "second.log")
-        wait_until(lambda: get(client, job["id"])["status"] == "succeeded", 120, "the job")
-        record = get(client, job["id"])
+        wait_until(lambda: get_job(client, job["id"])["status"] == "succeeded", 120, "the job")
+        record = get_job(client, job["id"])
         assert record["attempts"] == 2 and len(record["outputs"]) == 8
     finally:
         stop_process(first)
@@ -179,7 +180,7 @@ def test_sigterm_within_the_drain_grace_finishes_the_job_first(make_client, sett
         wait_until(lambda: running(client, job["id"]), 60, "the job to run")
         os.killpg(worker.pid, signal.SIGTERM)
         assert worker.wait(timeout=120) == 0
-        record = get(client, job["id"])
+        record = get_job(client, job["id"])
         assert record["status"] == "succeeded" and record["attempts"] == 1
     finally:
         stop_process(worker)
@@ -195,9 +196,9 @@ def test_a_superseded_attempt_can_write_no_outcome(client, settings):
         ledger.check_attempt(job["id"], old)
     ledger.check_attempt(job["id"], new)
     assert not ledger.succeed(job["id"], ["x.png"], {"engine_s": 1.0, "total_s": 1.0}, lease=old)
-    assert get(client, job["id"])["status"] == "running"
+    assert get_job(client, job["id"])["status"] == "running"
     assert ledger.succeed(job["id"], ["x.png"], {"engine_s": 1.0, "total_s": 1.0}, lease=new)
-    assert get(client, job["id"])["status"] == "succeeded"
+    assert get_job(client, job["id"])["status"] == "succeeded"
 
 
 class OwnRedis:
@@ -221,23 +222,29 @@ class OwnRedis:
         self.process.wait()
 
 
-def test_supervisor_replaces_dead_workers_and_waits_for_redis(make_client, settings, tmp_path):
-    redis = OwnRedis(tmp_path).start()
-    health_file = tmp_path / "health.json"
-    own = derive(settings, redis_url=redis.url, worker_health_file=str(health_file), workers=2)
-    client = make_client(own)
-    env = {**os.environ, **own.as_env()}
+def start_supervisor(own: Settings, folder: Path) -> tuple[subprocess.Popen, Callable[[], dict]]:
+    """`gpnn worker` (the supervisor of a pool) with the settings `own`, its output in
+    `folder`/supervisor.log, and what reads the pool's health file back."""
     supervisor = subprocess.Popen(
         [str(Path(sys.executable).parent / "gpnn"), "worker"],
-        env=env,
-        stdout=open(tmp_path / "supervisor.log", "wb"),  # noqa: SIM115
+        env={**os.environ, **own.as_env()},
+        stdout=open(folder / "supervisor.log", "wb"),  # noqa: SIM115
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
 
     def health() -> dict:
-        return json.loads(health_file.read_text())
+        return json.loads(Path(own.worker_health_file).read_text())
 
+    return supervisor, health
+
+
+def test_supervisor_replaces_dead_workers_and_waits_for_redis(make_client, settings, tmp_path):
+    redis = OwnRedis(tmp_path).start()
+    health_file = tmp_path / "health.json"
+    own = derive(settings, redis_url=redis.url, worker_health_file=str(health_file), workers=2)
+    client = make_client(own)
+    supervisor, health = start_supervisor(own, tmp_path)
     try:
         wait_until(lambda: health()["healthy"], 60, "a healthy pool")
         assert health()["workers"] == 3  # 2 job workers + 1 webhook worker
@@ -253,7 +260,7 @@ def test_supervisor_replaces_dead_workers_and_waits_for_redis(make_client, setti
         wait_until(lambda: health()["healthy"], 90, "the pool to come back with Redis")
         files = {"source": ("s.png", png(synthetic(32, 48)), "image/png")}
         job = submit(client, "generate", files).json()
-        wait_until(lambda: get(client, job["id"])["status"] == "succeeded", 60, "a job to run")
+        wait_until(lambda: get_job(client, job["id"])["status"] == "succeeded", 60, "a job to run")
 
         children = descendants(supervisor.pid)
         supervisor.send_signal(signal.SIGTERM)
@@ -273,35 +280,25 @@ def test_jobs_in_flight_when_redis_is_killed_all_finish_once(make_client, settin
                  workers=2, heartbeat_interval_s=1, heartbeat_grace_s=1,
                  maintenance_interval_s=1)  # fmt: skip
     client = make_client(own)
-    supervisor = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gpnn"), "worker"],
-        env={**os.environ, **own.as_env()},
-        stdout=open(tmp_path / "supervisor.log", "wb"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-    def health() -> dict:
-        return json.loads(health_file.read_text())
-
+    supervisor, health = start_supervisor(own, tmp_path)
     try:
         wait_until(lambda: health()["healthy"], 60, "a healthy pool")
         jobs = [submit_slow(client, samples=1)["id"] for _ in range(6)]
         wait_until(lambda: any(running(client, j) for j in jobs), 60, "a job to run")
-        assert any(get(client, j)["status"] == "queued" for j in jobs)
+        assert any(get_job(client, j)["status"] == "queued" for j in jobs)
         redis.kill()
         wait_until(lambda: health()["redis"] == "unreachable", 15, "the pool to see Redis gone")
         redis.start()  # the same port and folder: it loads its append-only file
 
         def all_done() -> bool:
-            return all(get(client, j)["status"] == "succeeded" for j in jobs)
+            return all(get_job(client, j)["status"] == "succeeded" for j in jobs)
 
         # RQ re-queues a job caught between dequeue and start after a fixed minute.
         wait_until(all_done, 150, "every job to succeed")
         store = client.app.state.ledger.store
         connection = Redis.from_url(redis.url)
         for job_id in jobs:
-            record = get(client, job_id)
+            record = get_job(client, job_id)
             assert len(record["outputs"]) == 1 and record["attempts"] <= 2
             assert store.list(f"jobs/{job_id}/outputs/") == [f"jobs/{job_id}/outputs/0.png"]
             results = Result.all(Job.fetch(job_id, connection=connection))

@@ -13,6 +13,7 @@ from gpnn.store import open_store
 from .conftest import (
     derive,
     descendants,
+    get_job,
     kill_tree,
     png,
     start_worker,
@@ -26,20 +27,16 @@ from .conftest import (
 SLOW = {"patch_size": 7, "depth": 3, "iterations": 10, "coarsest_iterations": 1}
 
 
-def get(client, job_id):
-    return client.get(f"/v1/jobs/{job_id}").json()
-
-
 def test_cancel_running_job_stops_the_worker(client, settings, tmp_path):
     worker = start_worker(settings, log=tmp_path / "worker.log")
     try:
         files = {"source": ("s.png", png(synthetic(96, 128)), "image/png")}
         job = submit(client, "generate", files, SLOW, samples="4").json()
-        wait_until(lambda: get(client, job["id"])["progress"], 30, "the job to make progress")
+        wait_until(lambda: get_job(client, job["id"])["progress"], 30, "the job to make progress")
         answer = client.post(f"/v1/jobs/{job['id']}/cancel")
         assert answer.status_code == 202 and answer.json()["status"] == "canceled"
-        wait_until(lambda: get(client, job["id"])["stopped_at"], 15, "the worker to stop")
-        record = get(client, job["id"])
+        wait_until(lambda: get_job(client, job["id"])["stopped_at"], 15, "the worker to stop")
+        record = get_job(client, job["id"])
         assert record["status"] == "canceled" and record["outputs"] == []
         assert record["progress"]["fraction"] < 0.5  # it did not run to the end
         connection = client.app.state.ledger.redis
@@ -61,20 +58,20 @@ def test_sigkilled_worker_job_is_picked_up_again(make_client, settings, tmp_path
     try:
         files = {"source": ("s.png", png(synthetic(48, 64)), "image/png")}
         job = submit(client, "generate", files, SLOW, samples="2").json()
-        wait_until(lambda: get(client, job["id"])["progress"], 30, "the first attempt to run")
+        wait_until(lambda: get_job(client, job["id"])["progress"], 30, "the first attempt to run")
         horses = descendants(first.pid)
         assert horses, "RQ runs each job in a forked work-horse"
         kill_tree(first)  # the worker and its work-horse, as when a machine is lost
         wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in horses), 10, "death")
-        assert get(client, job["id"])["status"] == "running"
+        assert get_job(client, job["id"])["status"] == "running"
         second = start_worker(fast_recovery, log=tmp_path / "second.log")
         wait_until(
-            lambda: get(client, job["id"])["status"] in ("succeeded", "failed"),
+            lambda: get_job(client, job["id"])["status"] in ("succeeded", "failed"),
             90,
             "the job to finish on the second worker",
             every_s=0.2,
         )
-        record = get(client, job["id"])
+        record = get_job(client, job["id"])
         assert record["status"] == "succeeded", record["error"]
         assert record["attempts"] == 2 and len(record["outputs"]) == 2
         queue = Queue(fast_recovery.queue_name, connection=client.app.state.ledger.redis)
