@@ -22,7 +22,7 @@ Needs root and `ip netns` (iproute2). Printed table (`--jobs 120`):
 - hand-back: a worker host's supervisor SIGTERMed mid-job, seconds until the job is
   queued again at the front (drain grace `--drain-grace-s`).
 
-    .venv/bin/python bench/hosts.py --jobs 120 --processes 3
+    .venv/bin/python bench/hosts.py --jobs 120 --processes 3 --repeats 5
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import os
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -477,18 +478,26 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=120)
     parser.add_argument("--processes", type=int, default=3, help="worker processes in all")
     parser.add_argument("--drain-grace-s", type=float, default=0.5)
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="throughput pairs (1 host, 3 hosts), the order alternating; the ratio is "
+        "the median of the pairs' ratios (one batch takes ~25 s: one pair is noise)",
+    )
     args = parser.parse_args()
     if reason := unavailable():
         sys.exit(f"bench/hosts.py: {reason}")
     with tempfile.TemporaryDirectory(prefix="gpnn-hosts-") as tmp:
         folder = Path(tmp)
-        rows = []
-        for hosts in (1, 3):
-            sub = folder / f"throughput-{hosts}"
-            sub.mkdir()
-            rate = run_throughput(sub, args.jobs, hosts, args.processes)
-            rows.append((hosts, rate))
-            print(f"throughput, {args.processes} processes on {hosts} host(s): {rate:.2f} jobs/s")
+        rates: dict[int, list[float]] = {1: [], 3: []}
+        for repeat in range(args.repeats):
+            for hosts in (1, 3) if repeat % 2 == 0 else (3, 1):
+                sub = folder / f"throughput-{hosts}-{repeat}"
+                sub.mkdir()
+                rate = run_throughput(sub, args.jobs, hosts, args.processes)
+                rates[hosts].append(rate)
+                print(f"throughput, {args.processes} processes, {hosts} host(s): {rate:.2f} jobs/s")
         sub = folder / "fault"
         sub.mkdir()
         cluster = Cluster(sub, drain_grace_s=args.drain_grace_s)
@@ -498,15 +507,17 @@ def main() -> None:
             hand_back_s = run_hand_back(cluster)
         finally:
             cluster.close()
-    one, three = rows[0][1], rows[1][1]
+    one, three = statistics.median(rates[1]), statistics.median(rates[3])
+    ratio = statistics.median(t / o for o, t in zip(rates[1], rates[3], strict=True))
     ran = ", ".join(f"{h}: {len(j)}" for h, j in sorted(audit["hosts"].items(), key=str))
     print()
     print("| measure | value |")
     print("|---|---:|")
     print(f"| jobs per batch | {args.jobs} |")
-    print(f"| throughput, {args.processes} worker processes on 1 host | {one:.2f} jobs/s |")
-    print(f"| throughput, the same {args.processes} spread over 3 hosts | {three:.2f} jobs/s |")
-    print(f"| 3 hosts / 1 host | {three / one:.2f} (cost {max(0.0, 1 - three / one):.0%}) |")
+    runs = f"median of {args.repeats}"
+    print(f"| throughput, {args.processes} worker processes, 1 host ({runs}) | {one:.2f} jobs/s |")
+    print(f"| throughput, the same {args.processes} over 3 hosts ({runs}) | {three:.2f} jobs/s |")
+    print(f"| 3 hosts / 1 host, median of the pairs' ratios | {ratio:.2f} (cost {1 - ratio:.0%}) |")
     print(f"| fault run: worker hosts (2 x {per_host} processes, w1 cut off, w3 added) | 3 |")
     print(f"| fault run: jobs that ran per host (manifest) | {ran} |")
     print(f"| fault run: lost | {len(audit['lost'])} |")
