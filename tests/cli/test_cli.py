@@ -83,16 +83,20 @@ def test_a_run_over_the_work_ceiling_is_refused_before_it_starts(
     assert not list((tmp_path / "o").glob("*.png"))
 
 
-def test_ctrl_c_keeps_the_samples_already_finished(make_scene, tmp_path):
+def test_ctrl_c_keeps_the_samples_already_finished(image_file, tmp_path):
     out = tmp_path / "o"
-    # An image and a sample count large enough that the run is still going when the first
-    # file appears, even if this process is slow to see it (a 40x52 image's 200 samples
-    # once finished in that time on a loaded machine).
-    image_file = tmp_path / "scene.png"
-    cv2.imwrite(str(image_file), (make_scene(160, 208)[:, :, ::-1] * 255).astype(np.uint8))
+    # Enough samples that the run is still going when the first file appears.
     command = [*GPNN, "generate", str(image_file), "--samples", "200", "-o", str(out)]
     child = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ}, text=True
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ},
+        text=True,
+        # A test run started in the background of a non-interactive shell (`make test &`)
+        # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler:
+        # give the child the disposition of a terminal's foreground command.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     first = out / "scene-generate-0.png"
     deadline = time.monotonic() + 120
