@@ -140,7 +140,7 @@ class CommonParams(BaseModel):
             raise ValueError("must be odd")
         return value
 
-    @field_serializer("alpha", when_used="json")
+    @field_serializer("alpha", "layout_alpha", when_used="json", check_fields=False)
     def _alpha_as_strict_json(self, value: float) -> float | str:
         return "Infinity" if value == math.inf else value
 
@@ -172,6 +172,22 @@ class GenerateParams(CommonParams):
         "1: the paper's single step, which hands some images back unchanged.",
     )
     min_shift: int = _min_shift(2)
+    coarsest_iterations: int = _coarsest_iterations(5)
+    layout_levels: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description="The coarsest levels, where a sample's layout is decided, run with "
+        "`layout_alpha` instead of `alpha`; 0: `alpha` everywhere.",
+    )
+    layout_alpha: float = Field(
+        1e-3,
+        gt=0,
+        description="alpha of the `layout_levels` coarsest levels: small keeps every part "
+        "of the source in the new layout (at inf the largest texture, a sky or a lawn, "
+        "crowds out the small objects), while the finer levels keep `alpha` (inf: the "
+        "sharpest, most coherent detail).",
+    )
 
     @property
     def seeded(self) -> bool:

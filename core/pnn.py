@@ -188,6 +188,8 @@ class Stage:
     shape: Shape
     iterations: int
     known: Known | None = None
+    # The stage's own alpha; None: `refine`'s.
+    alpha: float | None = None
 
 
 def refine(
@@ -219,12 +221,13 @@ def refine(
                 last_stage.source, last_matches, last_stage.shape, stage.shape
             )
         chosen = None
+        stage_alpha = alpha if stage.alpha is None else stage.alpha
         for iteration in range(stage.iterations):
             queries = arrays.extract(working)
             if chosen is None:
-                previous, chosen = None, source.nearest(queries, alpha, first_hint)
+                previous, chosen = None, source.nearest(queries, stage_alpha, first_hint)
             else:
-                previous, chosen = chosen, source.nearest(queries, alpha, chosen, grid)
+                previous, chosen = chosen, source.nearest(queries, stage_alpha, chosen, grid)
             working = arrays.fold(chosen, stage.shape)
             if stage.known is not None:
                 working = arrays.keep(working, free, known)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -94,6 +95,10 @@ def generate(
     depth = _depth(params, depth_for(min(source.shape[:2]), 2 * p, params.ratio))
     pyramid = _pyramid(source, params, depth, "source")
     stages = _stages([pyramid], params, device, [level.shape[:2] for level in pyramid])
+    stages = [
+        replace(stage, alpha=params.layout_alpha) if n < params.layout_levels else stage
+        for n, stage in enumerate(stages)
+    ]
     coarsest = pyramid[-1]
     return _sample_all(params, samples, progress, stages, _noisy_rounds(coarsest, params))
 

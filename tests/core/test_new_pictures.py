@@ -51,6 +51,28 @@ def test_the_plain_coarsest_step_returns_copies_here():
     assert max(copied_share(s, source) for s in samples) > 0.9
 
 
+def _orange_share(image: np.ndarray) -> float:
+    """Share of the pixels of SIGD 3's orange (its balls and wood are grey)."""
+    return float((image[..., 0] - image[..., 2] > 0.35).mean())
+
+
+@pytest.mark.parametrize("mode", ["fast", "exact"])
+def test_every_sample_keeps_the_small_object_of_its_source(mode):
+    # SIGD 3: an orange among grey balls on wood, about 4% of the pixels. With
+    # alpha = inf at every level the wood crowded the orange out of 6 of 8 samples.
+    source = sigd(3, 0.4)
+    for sample in generate(source, samples=6, seed=0, mode=mode):
+        assert _orange_share(sample) > 0.5 * _orange_share(source)
+
+
+def test_plain_nearest_neighbours_lose_it():
+    # The same run with alpha = inf on the layout levels too: the test above
+    # tests the layout alpha, not luck.
+    source = sigd(3, 0.4)
+    samples = generate(source, samples=6, seed=0, mode="fast", layout_levels=0)
+    assert sum(_orange_share(s) < 0.5 * _orange_share(source) for s in samples) >= 3
+
+
 def _laplacian_variance(grey: np.ndarray) -> float:
     return float(cv2.Laplacian(grey.astype(np.float64), cv2.CV_64F).var())
 
