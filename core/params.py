@@ -172,7 +172,6 @@ class GenerateParams(CommonParams):
         "1: the paper's single step, which hands some images back unchanged.",
     )
     min_shift: int = _min_shift(2)
-    coarsest_iterations: int = _coarsest_iterations(5)
     layout_levels: int = Field(
         3,
         ge=0,
