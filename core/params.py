@@ -173,11 +173,13 @@ class GenerateParams(CommonParams):
     )
     min_shift: int = _min_shift(2)
     layout_levels: int = Field(
-        3,
+        0,
         ge=0,
         le=20,
         description="The coarsest levels, where a sample's layout is decided, run with "
-        "`layout_alpha` instead of `alpha`; 0: `alpha` everywhere.",
+        "`layout_alpha` instead of `alpha`; 0: `alpha` everywhere. 3 keeps small objects "
+        "in the new layout, but on low-texture photos it can walk a sample back to its "
+        "input (docs/engine.md).",
     )
     layout_alpha: float = Field(
         1e-3,
