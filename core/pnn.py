@@ -17,9 +17,9 @@ import numpy as np
 
 from gpnn.core.device import Device, build_arrays, build_index, search_mode, select
 from gpnn.core.fast_search import CONVERGED_FRACTION
-from gpnn.core.patches import ValuePatches, extract_patches, patch_grid
+from gpnn.core.patches import ValuePatches, patch_grid
 from gpnn.core.pyramid import Shape, resize
-from gpnn.core.search import ExactKeys
+from gpnn.core.search import DisplacedKeys
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,11 @@ class SourceLevel:
     device : "cpu", "cuda", "cuda:N" or "auto", or a `gpnn.core.device.Device`;
         `gpnn.core.device.select` picks the backend, and raises `ValueError`
         for a combination no backend supports before anything is built
+    min_shift : int >= 0; above 0 no query patch may take a key closer than this
+        many pixels to its own place (`gpnn.core.search.DisplacedKeys`): the
+        output must be the size of the level's one source image. Meant for the
+        small coarsest levels, where a generation's layout is decided: the
+        search is then exact and runs on the host, whatever `mode` and `device`.
     """
 
     def __init__(
@@ -71,14 +76,18 @@ class SourceLevel:
         *,
         mode: str = "exact",
         device: str | Device = "cpu",
+        min_shift: int = 0,
     ) -> None:
         if len(keys) == 0:
             raise ValueError("no valid source patch at this pyramid level (hole too large?)")
-        self.values = values
+        self.values, self.min_shift = values, min_shift
         self.mode = search_mode(mode)
-        self.placement = select(device, self.mode)
+        self.placement = select("cpu" if min_shift else device, self.mode)
         self.backend = self.placement.backend
-        self.index = build_index(keys, mode=self.mode, placement=self.placement)
+        if min_shift:
+            self.index = _displaced_keys(keys, values, min_shift)
+        else:
+            self.index = build_index(keys, mode=self.mode, placement=self.placement)
         self.arrays = build_arrays(values, placement=self.placement)
 
     def nearest(
@@ -100,7 +109,7 @@ class SourceLevel:
 
     @property
     def _propagates(self) -> bool:
-        return self.mode == "fast" and self.placement.spec.propagation
+        return self.mode == "fast" and self.placement.spec.propagation and not self.min_shift
 
     def candidates_from(
         self, coarser: SourceLevel, chosen: Any, coarse_shape: Shape, shape: Shape
@@ -110,8 +119,12 @@ class SourceLevel:
         that takes them (the CPU's): they replace the inverted file's probe
         there. None elsewhere, and where patches around an inpainting hole are
         left out (the probe finds those positions' candidates better)."""
-        if self.mode != "fast" or not (
-            self.placement.spec.stage_candidates and coarser.placement.spec.stage_candidates
+        if (
+            self.mode != "fast"
+            or self.min_shift
+            or not (
+                self.placement.spec.stage_candidates and coarser.placement.spec.stage_candidates
+            )
         ):
             return None
         if not (self.values.complete and coarser.values.complete):
@@ -129,49 +142,13 @@ class SourceLevel:
         return float((previous != chosen).sum()) / len(chosen) < CONVERGED_FRACTION
 
 
-class DisplacedStep:
-    """PNN steps against `source` (keys = values, the guess of the same size) in
-    which no query patch may take a source patch closer than `min_shift` pixels
-    to its own place (`gpnn.core.search.displaced_nn`).
-
-    The start of a generation: the noise alone leaves many coarsest patches
-    matched to themselves or a pixel away, and PNN's finer levels then lock
-    onto the source's own layout (see docs/engine.md, "Why samples came out as
-    copies"). After a step every patch of the coarsest guess comes from
-    elsewhere, so every sample is a new arrangement. Built once per call and
-    run for every round of every sample, on the host: the coarsest level is a
-    few hundred patches. `valid` (one bool per patch position of `source`, in
-    `extract_patches` order) keeps only some patches as keys: a collage leaves
-    out those that straddle a junction of its sources, which exist in no source.
-    """
-
-    def __init__(
-        self,
-        source: np.ndarray,
-        *,
-        patch_size: int,
-        alpha: float,
-        min_shift: int,
-        valid: np.ndarray | None = None,
-    ):
-        self.shape = source.shape[:2]
-        self.patch_size, self.alpha, self.min_shift = patch_size, alpha, min_shift
-        rows, cols = patch_grid(self.shape, patch_size)
-        self.positions = np.stack(np.divmod(np.arange(rows * cols), cols), axis=1)
-        keys = extract_patches(source, patch_size)
-        if valid is None:
-            self.values = ValuePatches.of_images([source], patch_size)
-            self.keys, self.key_positions = ExactKeys(keys), self.positions
-        else:
-            self.values = ValuePatches.of_images([source], patch_size, [valid])
-            self.keys, self.key_positions = ExactKeys(keys[valid]), self.positions[valid]
-
-    def __call__(self, guess: np.ndarray) -> np.ndarray:
-        queries = extract_patches(np.ascontiguousarray(guess, dtype=np.float32), self.patch_size)
-        chosen = self.keys.displaced(
-            queries, self.alpha, self.positions, self.key_positions, self.min_shift
-        )
-        return self.values.fold(chosen, self.shape)
+def _displaced_keys(keys: np.ndarray, values: ValuePatches, min_shift: int) -> DisplacedKeys:
+    if len(values.images) != 1:
+        raise ValueError("a displaced search needs a level with one source image")
+    _, rows, cols = (int(n) for n in values.images[0])
+    _, y, x = values.positions(np.arange(len(values)))
+    grid = patch_grid((rows, cols), values.patch_size)
+    return DisplacedKeys(keys, np.stack([y, x], axis=1), grid, min_shift)
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,40 @@ class ExactKeys:
         return ranked[np.arange(len(ranked)), first]
 
 
+class DisplacedKeys:
+    """Exact keys searched by `displaced_nn`, for queries that tile an output the
+    size of the keys' image: no query takes a key closer than `min_shift` pixels to
+    its own place.
+
+    Parameters
+    ----------
+    keys : (m, d) array
+    key_positions : (m, 2) int, (row, column) of each key's patch in its image
+    grid : (rows, columns) of patch positions of that image, which the queries tile
+    min_shift : int >= 0
+    """
+
+    def __init__(
+        self, keys: np.ndarray, key_positions: np.ndarray, grid: tuple[int, int], min_shift: int
+    ) -> None:
+        self.exact, self.key_positions, self.min_shift = ExactKeys(keys), key_positions, min_shift
+        rows, cols = grid
+        self.query_positions = np.stack(np.divmod(np.arange(rows * cols), cols), axis=1)
+
+    def nearest(
+        self, queries: np.ndarray, alpha: float, hint: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(n,) int64 best displaced key of each query; `hint` is ignored."""
+        if len(queries) != len(self.query_positions):
+            raise ValueError(
+                f"a displaced search needs queries over its source's {len(self.query_positions)} "
+                f"patch positions, got {len(queries)}"
+            )
+        return self.exact.displaced(
+            queries, alpha, self.query_positions, self.key_positions, self.min_shift
+        )
+
+
 def displaced_nn(
     queries: np.ndarray,
     keys: np.ndarray,

@@ -31,7 +31,6 @@ from gpnn.core.params import (
 )
 from gpnn.core.patches import ValuePatches, extract_patches, patch_grid, patches_inside
 from gpnn.core.pnn import (
-    DisplacedStep,
     Known,
     Progress,
     ProgressCallback,
@@ -84,7 +83,7 @@ def generate(
 
     The coarsest level of the source plus N(0, sigma^2) noise is matched
     `noise_rounds` times, with fresh noise each round and every patch taken at
-    least `min_shift` pixels from its own place (`pnn.DisplacedStep`): a random
+    least `min_shift` pixels from its own place (`_noisy_rounds`): a random
     walk of the layout away from the source's. The coarsest stage's iterations
     then run on the result. One round and `min_shift=0` is the paper's single
     noisy step (plus one noise-free iteration).
@@ -94,11 +93,8 @@ def generate(
     p = params.patch_size
     depth = _depth(params, depth_for(min(source.shape[:2]), 2 * p, params.ratio))
     pyramid = _pyramid(source, params, depth, "source")
-    stages = _stages([pyramid], params, device, [level.shape[:2] for level in pyramid])
-    stages = [
-        replace(stage, alpha=params.layout_alpha) if n < params.layout_levels else stage
-        for n, stage in enumerate(stages)
-    ]
+    shapes = [level.shape[:2] for level in pyramid]
+    stages = _stages([pyramid], params, device, shapes, layout_levels=params.layout_levels)
     coarsest = pyramid[-1]
     return _sample_all(params, samples, progress, stages, _noisy_rounds(coarsest, params))
 
@@ -403,11 +399,14 @@ def _source_levels(
     params: CommonParams,
     device: str | Device,
     holes: Sequence[list[np.ndarray]] | None,
+    displaced_levels: int = 0,
 ) -> list[SourceLevel]:
     """Keys and values of each level (finest first), pooled over all sources.
 
     Values are the patches of a source level; keys the patches of the coarser
-    level upscaled to this size (the coarsest level is its own key).
+    level upscaled to this size (the coarsest level is its own key). The
+    `displaced_levels` coarsest levels keep every match `params.min_shift` away
+    from its own place.
     """
     depth = len(pyramids[0]) - 1
     patch_size = params.patch_size
@@ -427,7 +426,12 @@ def _source_levels(
                 key = key[valid[-1]]
             keys.append(key)
         values = ValuePatches.of_images(images, patch_size, valid if holes is not None else None)
-        levels.append(SourceLevel(np.concatenate(keys), values, mode=params.mode, device=device))
+        min_shift = params.min_shift if n > depth - displaced_levels else 0  # type: ignore[attr-defined]
+        levels.append(
+            SourceLevel(
+                np.concatenate(keys), values, mode=params.mode, device=device, min_shift=min_shift
+            )
+        )
     return levels
 
 
@@ -439,12 +443,16 @@ def _stages(
     *,
     start: Shape | None = None,
     holes: Sequence[list[np.ndarray]] | None = None,
+    layout_levels: int = 0,
 ) -> list[Stage]:
     """Coarsest stage(s) first, then one stage per finer level.
 
-    With `start`, the coarsest level is reached gradually from that size.
+    With `start`, the coarsest level is reached gradually from that size. The
+    `layout_levels` coarsest levels of a generation, where its layout is decided,
+    run with `params.layout_alpha` and displaced matches (see docs/engine.md,
+    "Why samples lost their small objects").
     """
-    levels = _source_levels(pyramids, params, device, holes)
+    levels = _source_levels(pyramids, params, device, holes, layout_levels)
     depth = len(levels) - 1
     coarsest = output_shapes[depth]
     coarse_shapes = [coarsest] if start is None else gradual_shapes(start, coarsest, params.step)  # type: ignore[attr-defined]
@@ -452,24 +460,39 @@ def _stages(
     stages += [
         Stage(levels[n], output_shapes[n], params.iterations) for n in range(depth - 1, -1, -1)
     ]
-    return stages
+    return [
+        replace(stage, alpha=params.layout_alpha) if n < layout_levels else stage  # type: ignore[attr-defined]
+        for n, stage in enumerate(stages)
+    ]
 
 
 def _noisy_rounds(
     start: np.ndarray, params: Any, valid: np.ndarray | None = None
 ) -> Callable[[np.random.Generator], np.ndarray]:
-    """The initial guess of a sample: `params.noise_rounds` PNN steps on `start`, each
-    after fresh N(0, sigma^2) noise, with every patch displaced by at least `min_shift`
-    (`pnn.DisplacedStep`, keys = values = the patches of `start` where `valid`)."""
-    p = params.patch_size
-    step = DisplacedStep(
-        start, patch_size=p, alpha=params.alpha, min_shift=params.min_shift, valid=valid
-    )
+    """The initial guess of a sample: `params.noise_rounds` PNN steps on `start`
+    (keys = values = its patches where `valid`), each after fresh N(0, sigma^2)
+    noise, with every patch displaced by at least `min_shift`.
+
+    The noise alone leaves many coarsest patches matched to themselves or a pixel
+    away, and PNN's finer levels then lock onto the source's own layout (see
+    docs/engine.md, "Why samples came out as copies"); after a displaced step every
+    patch of the guess comes from elsewhere, so every sample is a new arrangement.
+    A collage's `valid` leaves out the patches that straddle a junction of its
+    sources, which exist in no source. Built once per call, on the host: the
+    coarsest level is a few hundred patches.
+    """
+    p, shape = params.patch_size, start.shape[:2]
+    keys = extract_patches(start, p)
+    if valid is not None:
+        keys = keys[valid]
+    values = ValuePatches.of_images([start], p, None if valid is None else [valid])
+    step = Stage(SourceLevel(keys, values, min_shift=params.min_shift), shape, 1)
 
     def initial_guess(rng: np.random.Generator) -> np.ndarray:
         guess = start
         for _ in range(params.noise_rounds):
-            guess = step(guess + _noise(rng, params.sigma, start.shape))
+            noisy = guess + _noise(rng, params.sigma, start.shape)
+            guess = refine(noisy, [step], patch_size=p, alpha=params.alpha)
         return guess
 
     return initial_guess

@@ -188,3 +188,37 @@ def test_displaced_nn_with_no_shift_is_the_plain_search():
         search.displaced_nn(queries, keys, math.inf, positions, positions, 0),
         normalized_nn(queries, keys, math.inf),
     )
+
+
+@pytest.mark.parametrize("alpha", [math.inf, 1e-3])
+@pytest.mark.parametrize("device", ["cpu", "auto"])
+def test_a_displaced_level_keeps_each_match_from_its_own_place(alpha, device):
+    """A generation's layout level (`min_shift`), asked for the fast search: keys
+    other than its values, some positions left out, and still the exact best key at
+    least 2 pixels from each query's place (brute force over the kept keys)."""
+    rng = np.random.default_rng(7)
+    image = rng.random((14, 16, 3), dtype=np.float32)
+    rows, cols = 14 - 4, 16 - 4
+    positions = np.stack(np.divmod(np.arange(rows * cols), cols), axis=1)
+    kept = rng.random(rows * cols) > 0.2
+    keys = patch_like(rng, rows * cols, 75)[kept]
+    values = ValuePatches.of_images([image], 5, [kept])
+    level = SourceLevel(keys, values, mode="fast", device=device, min_shift=2)
+    queries = keys[rng.integers(0, len(keys), rows * cols)] + rng.normal(
+        0, 0.05, (rows * cols, 75)
+    ).astype(np.float32)
+    chosen = level.nearest(queries, alpha)
+    scores = brute_force(queries, keys, alpha)
+    offsets = np.abs(positions[:, None, :] - positions[kept][None, :, :]).max(axis=2)
+    scores[offsets < 2] = np.inf
+    picked = scores[np.arange(len(queries)), chosen]
+    assert np.all(np.isfinite(picked)), "a key closer than 2 pixels was taken"
+    np.testing.assert_allclose(picked, scores.min(axis=1), rtol=1e-4)
+    with pytest.raises(ValueError, match="patch positions"):
+        level.nearest(queries[:-1], alpha)
+
+
+def test_a_displaced_level_has_one_source_image():
+    two = ValuePatches.of_images([np.zeros((9, 9, 3), np.float32)] * 2, 5)
+    with pytest.raises(ValueError, match="one source image"):
+        SourceLevel(np.zeros((50, 75), np.float32), two, min_shift=2)
