@@ -93,9 +93,9 @@ def _min_shift(default: int) -> Any:
         default,
         ge=0,
         le=8,
-        description="In every noisy round each coarsest patch takes a source "
-        "patch at least this many pixels from its own place, so that no sample keeps the "
-        "input's layout; 0: plain nearest neighbour.",
+        description="In every noisy round (and a generation's `layout_levels`) each patch "
+        "takes a source patch at least this many pixels of its level from its own place, so "
+        "that no sample keeps or walks back to the input's layout; 0: plain nearest neighbour.",
     )
 
 
@@ -173,13 +173,13 @@ class GenerateParams(CommonParams):
     )
     min_shift: int = _min_shift(2)
     layout_levels: int = Field(
-        0,
+        3,
         ge=0,
         le=20,
         description="The coarsest levels, where a sample's layout is decided, run with "
-        "`layout_alpha` instead of `alpha`; 0: `alpha` everywhere. 3 keeps small objects "
-        "in the new layout, but on low-texture photos it can walk a sample back to its "
-        "input (docs/engine.md).",
+        "`layout_alpha` instead of `alpha` and displaced matches (`min_shift`): small "
+        "objects stay in the new layout; 0: `alpha` everywhere (the largest texture crowds "
+        "them out). More than 3 misplaces fragments (docs/engine.md).",
     )
     layout_alpha: float = Field(
         1e-3,
