@@ -16,7 +16,9 @@ from that table alone:
 - "cuda" / "cuda:N": the first GPU backend, in `GPU_BACKENDS` order (faiss-gpu,
   then PyTorch), that sees GPU N and supports the mode; else a `ValueError`
   naming what each backend lacks. Never a silent switch to the CPU or to
-  another mode.
+  another mode, but for the few-hundred-patch levels of a generation's start and
+  layout (`pnn.SourceLevel` with `min_shift`), which are exact on the host on
+  every device.
 - "auto": as "cuda" (GPU 0) when a GPU backend can run the mode, else "cpu".
 
 ``mode="exact"`` is the same search everywhere (every query against every key,

@@ -88,14 +88,14 @@ def _noise_rounds(default: int, minimum: int, what: str) -> Any:
     )
 
 
-def _min_shift(default: int) -> Any:
+def _min_shift(default: int, where: str) -> Any:
     return Field(
         default,
         ge=0,
         le=8,
-        description="In every noisy round (and a generation's `layout_levels`) each patch "
-        "takes a source patch at least this many pixels of its level from its own place, so "
-        "that no sample keeps or walks back to the input's layout; 0: plain nearest neighbour.",
+        description=f"In every noisy round{where} each patch takes a source patch at least "
+        "this many pixels (of its level) from its own place, so that no sample keeps or "
+        "walks back to the input's layout; 0: plain nearest neighbour.",
     )
 
 
@@ -171,7 +171,7 @@ class GenerateParams(CommonParams):
         "a random walk of the layout away from the source's, different for every seed; "
         "1: the paper's single step, which hands some images back unchanged.",
     )
-    min_shift: int = _min_shift(2)
+    min_shift: int = _min_shift(2, " and in the `layout_levels`")
     layout_levels: int = Field(
         3,
         ge=0,
@@ -263,7 +263,7 @@ class CollageParams(CommonParams):
         "patches cross the junctions of the sources, so they merge instead of meeting "
         "at a straight seam; 0: the plain concatenation (the paper's guess).",
     )
-    min_shift: int = _min_shift(2)
+    min_shift: int = _min_shift(2, "")
 
     @property
     def seeded(self) -> bool:

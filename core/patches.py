@@ -191,6 +191,10 @@ class ValuePatches:
             columns.append(self.at(image, at_y, at_x).reshape(-1))
         return np.stack(columns, axis=1)
 
+    def image_shape(self, image: int) -> tuple[int, int]:
+        """(H, W) of source image number `image`."""
+        return int(self.images[image, 1]), int(self.images[image, 2])
+
     def positions(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Source image, row and column of the top-left pixel of patches `ids`."""
         starts = self.starts[ids]

@@ -80,6 +80,8 @@ class SourceLevel:
     ) -> None:
         if len(keys) == 0:
             raise ValueError("no valid source patch at this pyramid level (hole too large?)")
+        if min_shift < 0:
+            raise ValueError(f"`min_shift` must be >= 0, got {min_shift}")
         self.values, self.min_shift = values, min_shift
         self.mode = search_mode(mode)
         self.placement = select("cpu" if min_shift else device, self.mode)
@@ -145,9 +147,8 @@ class SourceLevel:
 def _displaced_keys(keys: np.ndarray, values: ValuePatches, min_shift: int) -> DisplacedKeys:
     if len(values.images) != 1:
         raise ValueError("a displaced search needs a level with one source image")
-    _, rows, cols = (int(n) for n in values.images[0])
     _, y, x = values.positions(np.arange(len(values)))
-    grid = patch_grid((rows, cols), values.patch_size)
+    grid = patch_grid(values.image_shape(0), values.patch_size)
     return DisplacedKeys(keys, np.stack([y, x], axis=1), grid, min_shift)
 
 
@@ -167,6 +168,10 @@ class Stage:
     known: Known | None = None
     # The stage's own alpha; None: `refine`'s.
     alpha: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.source.min_shift and tuple(self.shape) != self.source.values.image_shape(0):
+            raise ValueError("a displaced level's stage must be the size of its source image")
 
 
 def refine(

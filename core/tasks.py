@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -65,6 +65,12 @@ OPTIONAL_INPUTS = {(Task.inpaint, "mask")}
 # at 2.5 and come out stretched at 4).
 RESIZE_COARSEST_PATCHES = 2.5
 
+# Patch positions of the largest level a generation's layout levels may be: their
+# displaced search is exact, on the host, and its cost grows with the square of
+# this. At the automatic depth the three coarsest levels hold under 1000 positions
+# at any image size; a small user `depth` would otherwise put a large level there.
+LAYOUT_MAX_PATCHES = 4096
+
 # Colour distance (in 0..255 units, per channel) under which a pixel belongs to
 # the user's uniformly coloured region; room for JPEG ringing.
 COLOR_TOLERANCE = 12
@@ -84,9 +90,10 @@ def generate(
     The coarsest level of the source plus N(0, sigma^2) noise is matched
     `noise_rounds` times, with fresh noise each round and every patch taken at
     least `min_shift` pixels from its own place (`_noisy_rounds`): a random
-    walk of the layout away from the source's. The coarsest stage's iterations
-    then run on the result. One round and `min_shift=0` is the paper's single
-    noisy step (plus one noise-free iteration).
+    walk of the layout away from the source's. The `layout_levels` coarsest
+    levels then run with `layout_alpha` and the same displacement (`Layout`), the
+    finer ones with `alpha`. One round, `min_shift=0` and `layout_levels=0` is the
+    paper's single noisy step (plus one noise-free iteration).
     """
     params = _resolve(Task.generate, params, overrides, samples, device)
     source = as_image(source, "source")
@@ -94,7 +101,8 @@ def generate(
     depth = _depth(params, depth_for(min(source.shape[:2]), 2 * p, params.ratio))
     pyramid = _pyramid(source, params, depth, "source")
     shapes = [level.shape[:2] for level in pyramid]
-    stages = _stages([pyramid], params, device, shapes, layout_levels=params.layout_levels)
+    layout = Layout(params.layout_levels, params.layout_alpha, params.min_shift)
+    stages = _stages([pyramid], params, device, shapes, layout=layout)
     coarsest = pyramid[-1]
     return _sample_all(params, samples, progress, stages, _noisy_rounds(coarsest, params))
 
@@ -394,19 +402,37 @@ def _check_coarsest(shape: Shape, params: CommonParams, depth: int, name: str) -
         )
 
 
+class Layout(NamedTuple):
+    """A generation's layout levels: its `levels` coarsest levels, where the layout is
+    decided, run with `alpha` and every match `min_shift` pixels from its own place
+    (see docs/engine.md, "Why samples lost their small objects"). Only levels of at
+    most `LAYOUT_MAX_PATCHES` patch positions count."""
+
+    levels: int
+    alpha: float
+    min_shift: int
+
+    def covers(self, shape: Shape, patch_size: int, coarsest_first: int) -> bool:
+        """Whether the level of `shape`, `coarsest_first` levels above the coarsest, is one."""
+        rows, cols = patch_grid(shape, patch_size)
+        return coarsest_first < self.levels and rows * cols <= LAYOUT_MAX_PATCHES
+
+
+NO_LAYOUT = Layout(0, math.inf, 0)
+
+
 def _source_levels(
     pyramids: Sequence[list[np.ndarray]],
     params: CommonParams,
     device: str | Device,
     holes: Sequence[list[np.ndarray]] | None,
-    displaced_levels: int = 0,
+    layout: Layout = NO_LAYOUT,
 ) -> list[SourceLevel]:
     """Keys and values of each level (finest first), pooled over all sources.
 
     Values are the patches of a source level; keys the patches of the coarser
     level upscaled to this size (the coarsest level is its own key). The
-    `displaced_levels` coarsest levels keep every match `params.min_shift` away
-    from its own place.
+    `layout` levels keep every match `layout.min_shift` away from its own place.
     """
     depth = len(pyramids[0]) - 1
     patch_size = params.patch_size
@@ -426,7 +452,8 @@ def _source_levels(
                 key = key[valid[-1]]
             keys.append(key)
         values = ValuePatches.of_images(images, patch_size, valid if holes is not None else None)
-        min_shift = params.min_shift if n > depth - displaced_levels else 0  # type: ignore[attr-defined]
+        displaced = layout.covers(images[0].shape[:2], patch_size, depth - n)
+        min_shift = layout.min_shift if displaced else 0
         levels.append(
             SourceLevel(
                 np.concatenate(keys), values, mode=params.mode, device=device, min_shift=min_shift
@@ -443,16 +470,17 @@ def _stages(
     *,
     start: Shape | None = None,
     holes: Sequence[list[np.ndarray]] | None = None,
-    layout_levels: int = 0,
+    layout: Layout = NO_LAYOUT,
 ) -> list[Stage]:
     """Coarsest stage(s) first, then one stage per finer level.
 
     With `start`, the coarsest level is reached gradually from that size. The
-    `layout_levels` coarsest levels of a generation, where its layout is decided,
-    run with `params.layout_alpha` and displaced matches (see docs/engine.md,
-    "Why samples lost their small objects").
+    `layout` levels (a generation's: each stage the size of its level) run with
+    `layout.alpha` and displaced matches.
     """
-    levels = _source_levels(pyramids, params, device, holes, layout_levels)
+    if start is not None and layout.levels:
+        raise ValueError("layout levels need stages the size of their source levels")
+    levels = _source_levels(pyramids, params, device, holes, layout)
     depth = len(levels) - 1
     coarsest = output_shapes[depth]
     coarse_shapes = [coarsest] if start is None else gradual_shapes(start, coarsest, params.step)  # type: ignore[attr-defined]
@@ -461,7 +489,9 @@ def _stages(
         Stage(levels[n], output_shapes[n], params.iterations) for n in range(depth - 1, -1, -1)
     ]
     return [
-        replace(stage, alpha=params.layout_alpha) if n < layout_levels else stage  # type: ignore[attr-defined]
+        replace(stage, alpha=layout.alpha)
+        if layout.covers(stage.shape, params.patch_size, n)
+        else stage
         for n, stage in enumerate(stages)
     ]
 

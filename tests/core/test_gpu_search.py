@@ -34,8 +34,9 @@ def test_faiss_gpu_matches_cpu(alpha):
 
 @pytest.mark.parametrize("mode", ["exact", "fast"])
 def test_generation_on_the_gpu_matches_the_cpu(scene, mode):
-    """The whole generation on the GPU (faiss-gpu or PyTorch): the CPU engine's
-    output up to float32 near-ties in exact mode, as good in fast mode."""
+    """The whole generation on the GPU (faiss-gpu or PyTorch; the small layout levels
+    on the host): the CPU engine's output up to float32 near-ties in exact mode, as
+    good in fast mode."""
     from gpnn.core import generate
     from gpnn.core.metrics import sample_metrics
 

@@ -13,10 +13,13 @@ from gpnn.core import (
     generate,
     inpaint,
     retarget,
+    tasks,
 )
 from gpnn.core.metrics import seam_ratio, structure_overlap
-from gpnn.core.patches import ValuePatches, extract_patches
+from gpnn.core.params import GenerateParams
+from gpnn.core.patches import ValuePatches, extract_patches, patch_grid
 from gpnn.core.pnn import SourceLevel, Stage, refine
+from gpnn.core.pyramid import build_pyramid
 
 
 def reference_pnn_step(guess, key_image, value_image, p, alpha, valid=None):
@@ -81,10 +84,12 @@ def fast_params(**extra):
     return {"patch_size": 5, "iterations": 2, **extra}
 
 
-def test_generate_shape_range_determinism_and_diversity(scene):
-    a = generate(scene, samples=2, seed=3, depth=2, **fast_params())
-    again = generate(scene, samples=1, seed=3, depth=2, **fast_params())
-    other = generate(scene, samples=1, seed=4, depth=2, **fast_params())
+@pytest.mark.parametrize("layout_levels", [0, 3])
+def test_generate_shape_range_determinism_and_diversity(scene, layout_levels):
+    options = fast_params(depth=2, layout_levels=layout_levels)
+    a = generate(scene, samples=2, seed=3, **options)
+    again = generate(scene, samples=1, seed=3, **options)
+    other = generate(scene, samples=1, seed=4, **options)
     assert a[0].shape == scene.shape and a[0].dtype == np.float32
     assert a[0].min() >= 0.0 and a[0].max() <= 1.0
     assert a[0].tobytes() == again[0].tobytes()
@@ -237,3 +242,32 @@ def test_a_displaced_step_takes_no_key_left_out(make_scene):
     # Without the mask the band is a key like any other, and comes back.
     everything = _displaced_step(source, noisy)
     assert ((everything[..., 0] > 0.9) & (everything[..., 1] < 0.1)).any()
+
+
+def test_the_layout_levels_are_the_small_coarsest_ones(scene, monkeypatch):
+    """A generation's layout levels: the coarsest `levels`, displaced and at the layout
+    alpha, but never a level above the patch budget (its search is exact)."""
+    params = GenerateParams(patch_size=5)
+    pyramid = build_pyramid(scene, params.ratio, 3)
+    shapes = [level.shape[:2] for level in pyramid]
+    layout = tasks.Layout(levels=2, alpha=1e-3, min_shift=2)
+
+    def plan():
+        stages = tasks._stages([pyramid], params, "cpu", shapes, layout=layout)
+        return [(stage.source.min_shift, stage.alpha) for stage in stages]
+
+    assert plan() == [(2, 1e-3), (2, 1e-3), (0, None), (0, None)]
+    rows, cols = patch_grid(shapes[-2], 5)
+    monkeypatch.setattr(tasks, "LAYOUT_MAX_PATCHES", rows * cols - 1)
+    assert plan() == [(2, 1e-3), (0, None), (0, None), (0, None)]
+    with pytest.raises(ValueError, match="the size of their source levels"):
+        tasks._stages([pyramid], params, "cpu", shapes, start=shapes[-1], layout=layout)
+
+
+def test_a_displaced_level_runs_only_at_its_own_size(scene):
+    values = ValuePatches.of_images([scene], 5)
+    level = SourceLevel(extract_patches(scene, 5), values, min_shift=2)
+    with pytest.raises(ValueError, match="size of its source image"):
+        Stage(level, (scene.shape[1], scene.shape[0]), 1)
+    with pytest.raises(ValueError, match="min_shift"):
+        SourceLevel(extract_patches(scene, 5), values, min_shift=-1)

@@ -80,9 +80,10 @@ def test_torch_patches_and_fold_match_numpy(device):
 
 
 def test_generation_on_the_torch_backend_matches_the_cpu(scene, torch_backend_on_cpu):
-    """The whole generation, every stage on the torch device: the same image as the
-    CPU engine up to float32 near-ties, and made of the source's patches."""
-    options = {"patch_size": 5, "iterations": 3, "seed": 4, "mode": "exact"}
+    """The whole generation, every stage on the torch device (no layout levels, which
+    run on the host): the same image as the CPU engine up to float32 near-ties, and
+    made of the source's patches."""
+    options = {"patch_size": 5, "iterations": 3, "seed": 4, "mode": "exact", "layout_levels": 0}
     on_torch = generate(scene, device=torch_backend_on_cpu, **options)[0]
     on_cpu = generate(scene, device="cpu", **options)[0]
     assert on_torch.shape == on_cpu.shape and on_torch.dtype == np.float32
@@ -124,8 +125,9 @@ def test_torch_candidates_match_brute_force(alpha):
 
 
 def test_fast_generation_on_the_torch_backend(scene, torch_backend_on_cpu):
-    """Fast mode with PyTorch: seeded, made of the source's patches, and on
-    average over 4 samples as coherent and complete as the exact search."""
+    """Fast mode with PyTorch (the layout levels on the host, the finer ones on the
+    torch device): seeded, made of the source's patches, and on average over 4
+    samples as coherent and complete as the exact search."""
     options = {"patch_size": 5, "seed": 3, "samples": 4, "device": torch_backend_on_cpu}
     fast = generate(scene, mode="fast", **options)
     again = generate(scene, mode="fast", **options)
