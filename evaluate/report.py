@@ -538,20 +538,22 @@ def _contact_sheet(entries: Sequence[ReportEntry]) -> np.ndarray:
                 _text(tile, "COPY", (6, 20), 0.6, (0, 0, 230))
             tiles.append(tile)
         tiles.append(_fit_height(_histogram_plot(e.histogram, ""), h))
-        width = sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1)
+        div = "n/a" if e.diversity is None else f"{e.diversity:.3f}"
+        label = (
+            f"{e.name}: diversity {div}  coherence {e.coherence:.2e}  "
+            f"completeness {e.completeness:.2e}  SWD {e.swd:.4f}  change {_change(e)}  "
+            f"copies {e.copies}/{e.samples}"
+        )
+        # A row of few samples is narrower than its label, which must not lose its end
+        # (the copy count).
+        label_w = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)[0][0] + 6
+        width = max(sum(t.shape[1] for t in tiles) + gap * (len(tiles) - 1), label_w)
         row = np.full((h + label_h, width, 3), 255, dtype=np.uint8)
         x = 0
         for tile in tiles:
             row[label_h : label_h + h, x : x + tile.shape[1]] = tile
             x += tile.shape[1] + gap
-        div = "n/a" if e.diversity is None else f"{e.diversity:.3f}"
-        _text(
-            row,
-            f"{e.name}: diversity {div}  coherence {e.coherence:.2e}  "
-            f"completeness {e.completeness:.2e}  SWD {e.swd:.4f}  change {_change(e)}  "
-            f"copies {e.copies}/{e.samples}",
-            (2, 12),
-        )
+        _text(row, label, (2, 12))
         rows.append(row)
     width = max(r.shape[1] for r in rows)
     sheet = np.full((sum(r.shape[0] + gap for r in rows), width, 3), 255, dtype=np.uint8)

@@ -291,3 +291,14 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, dataset, args):
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gpnn: error: ")
+
+
+def test_a_row_of_one_sample_keeps_its_whole_label():
+    # One sample per image made a row narrower than its label, and the copy count at
+    # the label's end was cut off.
+    source = _image(0)
+    files = write_report([build_entry("one", source, [np.roll(source, 11, axis=1)])])
+    sheet = cv2.imdecode(np.frombuffer(files["contact_sheet.png"], np.uint8), cv2.IMREAD_COLOR)
+    label = sheet[:16].min(axis=2) < 128  # the dark text above the row's pictures
+    rightmost = np.nonzero(label.any(axis=0))[0].max()
+    assert rightmost < sheet.shape[1] - 3
