@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -412,10 +411,14 @@ class Layout(NamedTuple):
     alpha: float
     min_shift: int
 
-    def covers(self, shape: Shape, patch_size: int, coarsest_first: int) -> bool:
-        """Whether the level of `shape`, `coarsest_first` levels above the coarsest, is one."""
-        rows, cols = patch_grid(shape, patch_size)
-        return coarsest_first < self.levels and rows * cols <= LAYOUT_MAX_PATCHES
+    def of(self, shapes: Sequence[Shape], patch_size: int) -> list[bool]:
+        """Per level of these (H, W) `shapes` (finest first), whether it is a layout level."""
+        coarsest = len(shapes) - 1
+        return [
+            coarsest - n < self.levels
+            and math.prod(patch_grid(shape, patch_size)) <= LAYOUT_MAX_PATCHES
+            for n, shape in enumerate(shapes)
+        ]
 
 
 NO_LAYOUT = Layout(0, math.inf, 0)
@@ -426,13 +429,13 @@ def _source_levels(
     params: CommonParams,
     device: str | Device,
     holes: Sequence[list[np.ndarray]] | None,
-    layout: Layout = NO_LAYOUT,
+    min_shifts: Sequence[int],
 ) -> list[SourceLevel]:
     """Keys and values of each level (finest first), pooled over all sources.
 
     Values are the patches of a source level; keys the patches of the coarser
-    level upscaled to this size (the coarsest level is its own key). The
-    `layout` levels keep every match `layout.min_shift` away from its own place.
+    level upscaled to this size (the coarsest level is its own key). Level `n`
+    keeps every match `min_shifts[n]` away from its own place.
     """
     depth = len(pyramids[0]) - 1
     patch_size = params.patch_size
@@ -452,11 +455,13 @@ def _source_levels(
                 key = key[valid[-1]]
             keys.append(key)
         values = ValuePatches.of_images(images, patch_size, valid if holes is not None else None)
-        displaced = layout.covers(images[0].shape[:2], patch_size, depth - n)
-        min_shift = layout.min_shift if displaced else 0
         levels.append(
             SourceLevel(
-                np.concatenate(keys), values, mode=params.mode, device=device, min_shift=min_shift
+                np.concatenate(keys),
+                values,
+                mode=params.mode,
+                device=device,
+                min_shift=min_shifts[n],
             )
         )
     return levels
@@ -480,20 +485,22 @@ def _stages(
     """
     if start is not None and layout.levels:
         raise ValueError("layout levels need stages the size of their source levels")
-    levels = _source_levels(pyramids, params, device, holes, layout)
+    in_layout = layout.of(output_shapes, params.patch_size)
+    min_shifts = [layout.min_shift if is_layout else 0 for is_layout in in_layout]
+    levels = _source_levels(pyramids, params, device, holes, min_shifts)
+    alphas = [layout.alpha if is_layout else None for is_layout in in_layout]
     depth = len(levels) - 1
     coarsest = output_shapes[depth]
     coarse_shapes = [coarsest] if start is None else gradual_shapes(start, coarsest, params.step)  # type: ignore[attr-defined]
-    stages = [Stage(levels[depth], shape, params.coarsest_iterations) for shape in coarse_shapes]
+    stages = [
+        Stage(levels[depth], shape, params.coarsest_iterations, alpha=alphas[depth])
+        for shape in coarse_shapes
+    ]
     stages += [
-        Stage(levels[n], output_shapes[n], params.iterations) for n in range(depth - 1, -1, -1)
+        Stage(levels[n], output_shapes[n], params.iterations, alpha=alphas[n])
+        for n in range(depth - 1, -1, -1)
     ]
-    return [
-        replace(stage, alpha=layout.alpha)
-        if layout.covers(stage.shape, params.patch_size, n)
-        else stage
-        for n, stage in enumerate(stages)
-    ]
+    return stages
 
 
 def _noisy_rounds(
