@@ -16,6 +16,9 @@ References
    Bidirectional Similarity", CVPR 2008 (coherence and completeness).
 .. [3] Granot, Feinstein, Shocher, Bagon, Irani. "Drop the GAN", CVPR 2022
    (Table 1 and Figure 10).
+.. [4] Studholme, Hill, Hawkes. "An overlap invariant entropy measure of 3D
+   medical image alignment", Pattern Recognition 32, 1999 (mutual information
+   as the alignment of images whose tones differ).
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ SEARCH_BLOCK = 65536
 # How far, in patches, `seam_ratio` looks for a seam on each side of a junction.
 SEAM_REACH = 4
 # A sample is a copy of its source when it changed less than this (`change`) ...
+# Layout agreement: the short side the two images are compared at (their layout,
+# not their texture) and the number of equally populated grey levels.
+LAYOUT_SIDE = 64
+LAYOUT_TONES = 8
 COPY_MAX_CHANGE = 0.1
 # ... or when at least this share of its patches sit where they are in the source
 # (`copied_share`). Both catch what the patch metrics score as perfect.
@@ -278,15 +285,68 @@ def structure_overlap(output: np.ndarray, structure: np.ndarray) -> float:
     of each one's grey Otsu threshold). 1: the output's objects sit exactly where the
     structure's are; 0: nowhere. Needs equal sizes.
     """
+    output, structure = _output_and_structure(output, structure, "structure_overlap")
+    wanted, found = object_mask(structure), object_mask(output)
+    union = (wanted | found).sum()
+    return float((wanted & found).sum() / union) if union else 1.0
+
+
+def layout_agreement(output: np.ndarray, structure: np.ndarray) -> float:
+    """How much of a structure image's layout an analogy's output tells, whatever
+    the tones of either: the mutual information of the two images' grey levels over
+    the structure's own entropy, ``I(X; Y) / H(Y)`` (the uncertainty coefficient;
+    mutual information measures the alignment of images whose tones differ [4]_).
+    Both are downscaled to a short side of `LAYOUT_SIDE` and cut into
+    `LAYOUT_TONES` equally populated grey levels (a colour shared by many pixels,
+    as a sketch's, keeps one level).
+
+    1: the structure's tone regions can be read off the output's (a copy, an
+    inverted or recoloured copy, or A's texture in B's regions); about 0: the
+    output's layout tells nothing of the structure's. Unlike `structure_overlap`
+    it needs no dark-on-light objects: sea under sky laid out like sand under rock
+    counts. Needs equal sizes.
+    """
+    output, structure = _output_and_structure(output, structure, "layout_agreement")
+    height, width = structure.shape[:2]
+    scale = LAYOUT_SIDE / min(height, width)
+    shape = (max(1, round(height * scale)), max(1, round(width * scale)))
+
+    def tones(image: np.ndarray) -> np.ndarray:
+        # The level of a grey value is its mean rank among all pixels, so that equal
+        # values share a level (the flat colours of a sketch, at any share) and
+        # distinct values fill the levels equally.
+        # (In 8-bit steps: resizing leaves float noise on a flat colour.)
+        grey = np.round(resize(image, shape).mean(axis=2).ravel() * 255)
+        values, inverse, counts = np.unique(grey, return_inverse=True, return_counts=True)
+        mean_rank = np.cumsum(counts) - (counts + 1) / 2
+        level = (mean_rank + 0.5) * LAYOUT_TONES / grey.size
+        return np.minimum(level.astype(np.int64), LAYOUT_TONES - 1)[inverse]
+
+    joint = np.histogram2d(
+        tones(output), tones(structure), bins=LAYOUT_TONES, range=[[0, LAYOUT_TONES]] * 2
+    )[0]
+    joint /= joint.sum()
+
+    def entropy(p: np.ndarray) -> float:
+        p = p[p > 0]
+        return float(-(p * np.log(p)).sum())
+
+    h_output, h_structure = entropy(joint.sum(axis=1)), entropy(joint.sum(axis=0))
+    if h_structure == 0:
+        return 1.0  # a uniform structure has no layout to follow
+    return (h_output + h_structure - entropy(joint.ravel())) / h_structure
+
+
+def _output_and_structure(
+    output: Any, structure: Any, measure: str
+) -> tuple[np.ndarray, np.ndarray]:
     output, structure = as_image(output, "output"), as_image(structure, "structure")
     if output.shape != structure.shape:
         raise ValueError(
             f"`output` is {output.shape[0]}x{output.shape[1]} but `structure` is "
-            f"{structure.shape[0]}x{structure.shape[1]}; `structure_overlap` needs equal sizes"
+            f"{structure.shape[0]}x{structure.shape[1]}; `{measure}` needs equal sizes"
         )
-    wanted, found = object_mask(structure), object_mask(output)
-    union = (wanted | found).sum()
-    return float((wanted & found).sum() / union) if union else 1.0
+    return output, structure
 
 
 def patch_swd(

@@ -221,6 +221,14 @@ class AnalogyParams(CommonParams):
     depth: int | None = _depth(None)
     coarsest_iterations: int = _coarsest_iterations(10)
     refine: bool = Field(True, description="Downscale the output and run GPNN once more.")
+    structure_weight: float = Field(
+        1.0,
+        ge=0,
+        description="How closely every level follows the structure image: the weight of "
+        "its grey image (matched to the source's mean and spread) as one more channel of "
+        "each query patch, against the source's grey in each key. 0 steers only the start "
+        "(the paper's recipe); higher follows B more closely, at some cost in coherence.",
+    )
 
 
 class InpaintParams(CommonParams):

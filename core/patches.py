@@ -260,7 +260,9 @@ class HostArrays:
     def download(self, image: np.ndarray) -> np.ndarray:
         return image
 
-    def extract(self, image: np.ndarray) -> np.ndarray:
+    def extract(self, image: np.ndarray, guide: np.ndarray | None = None) -> np.ndarray:
+        if guide is not None:
+            image = np.concatenate((image, guide), axis=2)
         return extract_patches(image, self.values.patch_size)
 
     def fold(self, chosen: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

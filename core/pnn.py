@@ -168,10 +168,15 @@ class Stage:
     known: Known | None = None
     # The stage's own alpha; None: `refine`'s.
     alpha: float | None = None
+    # (H, W, C) channels appended to every query patch (an analogy's structure); the
+    # source level's keys then carry C matching channels of the source.
+    guide: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.source.min_shift and tuple(self.shape) != self.source.values.image_shape(0):
             raise ValueError("a displaced level's stage must be the size of its source image")
+        if self.guide is not None and self.guide.shape[:2] != tuple(self.shape):
+            raise ValueError("a stage's guide must be the stage's size")
 
 
 def refine(
@@ -197,6 +202,7 @@ def refine(
         working = arrays.upload(resize(image, stage.shape))
         if stage.known is not None:
             free, known = arrays.upload(stage.known.free), arrays.upload(stage.known.image)
+        guide = None if stage.guide is None else arrays.upload(stage.guide)
         first_hint = None
         if last_stage is not None and last_matches is not None:
             first_hint = source.candidates_from(
@@ -205,7 +211,7 @@ def refine(
         chosen = None
         stage_alpha = alpha if stage.alpha is None else stage.alpha
         for iteration in range(stage.iterations):
-            queries = arrays.extract(working)
+            queries = arrays.extract(working, guide)
             if chosen is None:
                 previous, chosen = None, source.nearest(queries, stage_alpha, first_hint)
             else:

@@ -153,7 +153,12 @@ def analogy(
     depth = _depth(params, _object_depth(structure, params))
     pyramid = _pyramid(source, params, depth, "source")
     output_shapes = _output_shapes(structure.shape[:2], params, depth, "structure")
-    stages = _stages([pyramid], params, device, output_shapes)
+    guide = (
+        StructureGuide.of(pyramid, structure, params.structure_weight)
+        if params.structure_weight > 0
+        else None
+    )
+    stages = _stages([pyramid], params, device, output_shapes, guide=guide)
     passes = stages + stages if params.refine else stages
     return _sample_all(params, samples, progress, passes, lambda rng: structure)
 
@@ -424,18 +429,49 @@ class Layout(NamedTuple):
 NO_LAYOUT = Layout(0, math.inf, 0)
 
 
+class StructureGuide(NamedTuple):
+    """An analogy's structure at every level, not only in its start (docs/engine.md).
+
+    The structure's grey image, its mean and spread matched to the source's (so
+    that a structure in other tones still steers, as the luminance remapping of
+    Hertzmann et al.'s Image Analogies), is one more channel of every query patch;
+    the source's own grey is the matching channel of every key. Both are scaled by
+    the weight: 0 leaves the structure to the start alone (the paper's recipe).
+    """
+
+    source: list[np.ndarray]  # (h, w, 1) weighted grey of each source level, finest first
+    structure: np.ndarray  # (H, W, 1) the structure's remapped grey, unweighted
+    weight: float
+
+    @classmethod
+    def of(cls, pyramid: list[np.ndarray], structure: np.ndarray, weight: float) -> StructureGuide:
+        source_grey = pyramid[0].mean(axis=2, keepdims=True)
+        grey = structure.mean(axis=2, keepdims=True)
+        spread = grey.std()
+        scale = source_grey.std() / spread if spread > 0 else 0.0
+        remapped = np.clip((grey - grey.mean()) * scale + source_grey.mean(), 0.0, 1.0)
+        levels = [weight * level.mean(axis=2, keepdims=True) for level in pyramid]
+        return cls(levels, remapped.astype(np.float32), weight)
+
+    def at(self, shape: Shape) -> np.ndarray:
+        """The weighted query channel at an output stage of `shape`."""
+        return self.weight * resize(self.structure, shape)
+
+
 def _source_levels(
     pyramids: Sequence[list[np.ndarray]],
     params: CommonParams,
     device: str | Device,
     holes: Sequence[list[np.ndarray]] | None,
     min_shifts: Sequence[int],
+    key_guides: Sequence[list[np.ndarray]] | None = None,
 ) -> list[SourceLevel]:
     """Keys and values of each level (finest first), pooled over all sources.
 
     Values are the patches of a source level; keys the patches of the coarser
-    level upscaled to this size (the coarsest level is its own key). Level `n`
-    keeps every match `min_shifts[n]` away from its own place.
+    level upscaled to this size (the coarsest level is its own key), with the
+    channels of `key_guides[s][n]` appended where given. Level `n` keeps every
+    match `min_shifts[n]` away from its own place.
     """
     depth = len(pyramids[0]) - 1
     patch_size = params.patch_size
@@ -446,6 +482,8 @@ def _source_levels(
         for s, image in enumerate(images):
             shape = image.shape[:2]
             key_image = image if n == depth else resize(pyramids[s][n + 1], shape)
+            if key_guides is not None:
+                key_image = np.concatenate((key_image, key_guides[s][n]), axis=2)
             key = extract_patches(key_image, patch_size)
             if holes is not None:
                 hole = holes[s][n]
@@ -476,30 +514,32 @@ def _stages(
     start: Shape | None = None,
     holes: Sequence[list[np.ndarray]] | None = None,
     layout: Layout = NO_LAYOUT,
+    guide: StructureGuide | None = None,
 ) -> list[Stage]:
     """Coarsest stage(s) first, then one stage per finer level.
 
     With `start`, the coarsest level is reached gradually from that size. The
     `layout` levels (a generation's: each stage the size of its level) run with
-    `layout.alpha` and displaced matches.
+    `layout.alpha` and displaced matches. A `guide` is appended to every query
+    and, from the (one) source's side, to every key.
     """
     if start is not None and layout.levels:
         raise ValueError("layout levels need stages the size of their source levels")
     in_layout = layout.of(output_shapes, params.patch_size)
     min_shifts = [layout.min_shift if is_layout else 0 for is_layout in in_layout]
-    levels = _source_levels(pyramids, params, device, holes, min_shifts)
+    key_guides = None if guide is None else [guide.source]
+    levels = _source_levels(pyramids, params, device, holes, min_shifts, key_guides)
     alphas = [layout.alpha if is_layout else None for is_layout in in_layout]
     depth = len(levels) - 1
     coarsest = output_shapes[depth]
     coarse_shapes = [coarsest] if start is None else gradual_shapes(start, coarsest, params.step)  # type: ignore[attr-defined]
-    stages = [
-        Stage(levels[depth], shape, params.coarsest_iterations, alpha=alphas[depth])
-        for shape in coarse_shapes
-    ]
-    stages += [
-        Stage(levels[n], output_shapes[n], params.iterations, alpha=alphas[n])
-        for n in range(depth - 1, -1, -1)
-    ]
+
+    def stage(n: int, shape: Shape, iterations: int) -> Stage:
+        query_guide = None if guide is None else guide.at(shape)
+        return Stage(levels[n], shape, iterations, alpha=alphas[n], guide=query_guide)
+
+    stages = [stage(depth, shape, params.coarsest_iterations) for shape in coarse_shapes]
+    stages += [stage(n, output_shapes[n], params.iterations) for n in range(depth - 1, -1, -1)]
     return stages
 
 

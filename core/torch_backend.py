@@ -185,8 +185,11 @@ class TorchArrays:
     def download(self, image: torch.Tensor) -> np.ndarray:
         return image.cpu().numpy()
 
-    def extract(self, image: torch.Tensor) -> torch.Tensor:
-        """(N, C p^2) patches of an (H, W, C) image, in `extract_patches`' order."""
+    def extract(self, image: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, C p^2) patches of an (H, W, C) image, in `extract_patches`' order; a
+        `guide`'s channels are appended to the image's."""
+        if guide is not None:
+            image = torch.cat((image, guide), dim=2)
         columns = F.unfold(image.permute(2, 0, 1)[None], self.patch_size)
         return columns[0].T.contiguous()
 

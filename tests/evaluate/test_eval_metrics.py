@@ -253,6 +253,30 @@ def test_seam_ratio_matches_brute_force_and_sees_a_straight_cut():
     assert metrics.seam_ratio(whole, [left], [20], patch_size=p) < 2
 
 
+def test_layout_agreement_sees_the_layout_whatever_its_tones():
+    rng = np.random.default_rng(0)
+    structure = np.full((64, 96, 3), 0.8, np.float32)
+    structure[:24] = (0.3, 0.5, 0.9)  # a sky band
+    structure[36:52, 20:50] = 0.1  # a dark block on the ground
+    recoloured = np.empty_like(structure)  # each region in a tone of its own, textured
+    recoloured[:] = (0.9, 0.6, 0.2)
+    recoloured[:24] = (0.1, 0.3, 0.1)
+    recoloured[36:52, 20:50] = 1.0
+    recoloured += 0.03 * rng.standard_normal(structure.shape).astype(np.float32)
+    recoloured = np.clip(recoloured, 0, 1)
+    assert metrics.layout_agreement(structure, structure) == pytest.approx(1.0)
+    # Other tones, even inverted, over the same regions: the same layout.
+    assert metrics.layout_agreement(1 - structure, structure) == pytest.approx(1.0)
+    assert metrics.layout_agreement(recoloured, structure) > 0.85
+    # The block moved (the sky band stays where it was), or no regions at all.
+    moved = np.roll(recoloured, 40, axis=1)
+    noise = rng.random(structure.shape).astype(np.float32)
+    assert metrics.layout_agreement(moved, structure) < 0.8
+    assert metrics.layout_agreement(noise, structure) < 0.05
+    with pytest.raises(ValueError, match="`layout_agreement` needs equal sizes"):
+        metrics.layout_agreement(structure[:30], structure)
+
+
 def test_structure_overlap_counts_where_the_objects_sit():
     structure = np.full((40, 60, 3), 0.9, np.float32)
     structure[10:20, 10:20] = 0.1  # one dark square of 100 pixels
