@@ -317,7 +317,7 @@ def layout_agreement(output: np.ndarray, structure: np.ndarray) -> float:
         # distinct values fill the levels equally.
         # (In 8-bit steps: resizing leaves float noise on a flat colour.)
         grey = np.round(resize(image, shape).mean(axis=2).ravel() * 255)
-        values, inverse, counts = np.unique(grey, return_inverse=True, return_counts=True)
+        _, inverse, counts = np.unique(grey, return_inverse=True, return_counts=True)
         mean_rank = np.cumsum(counts) - (counts + 1) / 2
         level = (mean_rank + 0.5) * LAYOUT_TONES / grey.size
         return np.minimum(level.astype(np.int64), LAYOUT_TONES - 1)[inverse]
