@@ -445,13 +445,12 @@ class StructureGuide(NamedTuple):
 
     @classmethod
     def of(cls, pyramid: list[np.ndarray], structure: np.ndarray, weight: float) -> StructureGuide:
-        source_grey = pyramid[0].mean(axis=2, keepdims=True)
+        greys = [level.mean(axis=2, keepdims=True) for level in pyramid]
         grey = structure.mean(axis=2, keepdims=True)
         spread = grey.std()
-        scale = source_grey.std() / spread if spread > 0 else 0.0
-        remapped = np.clip((grey - grey.mean()) * scale + source_grey.mean(), 0.0, 1.0)
-        levels = [weight * level.mean(axis=2, keepdims=True) for level in pyramid]
-        return cls(levels, remapped.astype(np.float32), weight)
+        scale = greys[0].std() / spread if spread > 0 else 0.0
+        remapped = np.clip((grey - grey.mean()) * scale + greys[0].mean(), 0.0, 1.0)
+        return cls([weight * g for g in greys], remapped.astype(np.float32), weight)
 
     def at(self, shape: Shape) -> np.ndarray:
         """The weighted query channel at an output stage of `shape`."""
