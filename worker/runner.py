@@ -104,7 +104,31 @@ def queue_names(settings: Settings, role: Role) -> list[str]:
 _PR_SET_PDEATHSIG = 1
 
 
-class GpnnWorker(Worker):
+class PromptCommandListener:
+    """RQ's subscription to its worker's command channel, with a listener that stops at
+    once.
+
+    RQ's listener blocks up to 60 s on one read. Its exit (redis-py's
+    PubSubWorkerThread.stop joins the listener) then waited up to a minute whenever the
+    reply to the unsubscribe was read before the stop: a stopping worker was held after
+    it had handed its job back, and a burst worker after its last job.
+    """
+
+    # Seconds the command listener blocks on one read.
+    COMMAND_POLL_S = 1.0
+
+    def subscribe(self):
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=self.COMMAND_POLL_S,
+            daemon=True,
+            exception_handler=self._pubsub_exception_handler,
+        )
+
+
+class GpnnWorker(PromptCommandListener, Worker):
     """An RQ worker with configurable lease grace, drain on SIGTERM, and work-horses
     that never outlive it."""
 
@@ -146,22 +170,6 @@ class GpnnWorker(Worker):
         how = f"signal {os.WTERMSIG(ret_val)}" if ret_val and os.WIFSIGNALED(ret_val) else ret_val
         reason = f"the work-horse running this job died ({how}; out of memory?)"
         record_lost_attempt(job, self.connection, reason)
-
-    # Seconds the command listener blocks on one read. RQ's 60 s: its exit (redis-py's
-    # PubSubWorkerThread.stop joins the listener) then waited up to a minute, holding a
-    # stopping worker after it had handed its job back.
-    COMMAND_POLL_S = 1.0
-
-    def subscribe(self):
-        """RQ's subscription to its command channel, with a listener that stops at once."""
-        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
-        self.pubsub = self.connection.pubsub()
-        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
-        self.pubsub_thread = self.pubsub.run_in_thread(
-            sleep_time=self.COMMAND_POLL_S,
-            daemon=True,
-            exception_handler=self._pubsub_exception_handler,
-        )
 
     def setup_work_horse_signals(self):
         super().setup_work_horse_signals()

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 import pytest
 from redis import Redis
+from rq import SimpleWorker
 
 from gpnn.config import Settings, get_settings
 
@@ -219,15 +220,21 @@ def client(make_client, settings):
     return make_client(settings)
 
 
+def burst_worker(settings: Settings, connection: Redis) -> SimpleWorker:
+    """An in-process RQ worker on every queue (jobs and webhooks), for `drain`."""
+    from gpnn.worker.runner import PromptCommandListener, Role, make_worker
+
+    class Drainer(PromptCommandListener, SimpleWorker):
+        pass
+
+    queues = [q for role in Role for q in make_worker(settings, connection, role=role).queues]
+    return Drainer(queues, connection=connection)
+
+
 def drain(settings: Settings) -> None:
     """Run every queued job (and webhook) in this process, then return."""
-    from rq import SimpleWorker
-
-    from gpnn.worker.runner import Role, make_worker
-
     connection = Redis.from_url(settings.redis_url)
-    queues = [q for role in Role for q in make_worker(settings, connection, role=role).queues]
-    SimpleWorker(queues, connection=connection).work(burst=True, logging_level="WARNING")
+    burst_worker(settings, connection).work(burst=True, logging_level="WARNING")
     connection.close()
 
 

@@ -1,16 +1,20 @@
-"""Real worker processes: cancel of a running job, and recovery after SIGKILL."""
+"""Real worker processes: cancel of a running job, recovery after SIGKILL, and a prompt stop."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from redis import Redis
 from rq import Queue
 from rq.registry import StartedJobRegistry
 
 from gpnn.config import Settings
 from gpnn.store import open_store
+from gpnn.worker.runner import make_worker
 
 from .conftest import (
+    burst_worker,
     derive,
     descendants,
     get_job,
@@ -100,3 +104,25 @@ def test_worker_pool_shares_the_cores_between_its_workers(monkeypatch):
     assert WorkerPool(16).env["OMP_NUM_THREADS"] == "1"
     monkeypatch.setenv("OMP_NUM_THREADS", "3")  # an operator's choice wins
     assert WorkerPool(4).env["OMP_NUM_THREADS"] == "3"
+
+
+@pytest.mark.parametrize("kind", ["service", "burst"])
+def test_a_worker_stops_its_command_listener_at_once(settings, kind):
+    """A stopping worker does not wait out its command listener's blocking read: the
+    listener is stopped with nothing on its channel to wake it (as when the reply to
+    the unsubscribe was read first), and must exit long before RQ's 60 s read."""
+    connection = Redis.from_url(settings.redis_url)
+    worker = (
+        make_worker(settings, connection)
+        if kind == "service"
+        else burst_worker(settings, connection)
+    )
+    worker.subscribe()
+    listener = worker.pubsub_thread
+    try:
+        listener.stop(timeout=0)
+        listener.join(timeout=10)
+        assert not listener.is_alive()
+    finally:
+        worker.pubsub.close()
+        connection.close()
