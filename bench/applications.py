@@ -3,7 +3,10 @@
 Collage: each pair is merged twice, with the paper's plain concatenation as the
 guess (``noise_rounds=0``) and with the defaults; the table gives the seam ratio
 (`gpnn.core.metrics.seam_ratio`: coherence within a patch of the junction over
-the interior's; 1 = no seam) and each source's completeness in the output.
+the interior's; 1 = no seam), the same statistic at columns away from the junction
+(the highest of four, at the thirds of each source: what the collage scores where it
+has no junction, since the worst band near any column of a PNN output is above 1) and
+each source's completeness in the output.
 Analogy: the texture of A laid out like B, twice: with B steering only the start
 (``structure_weight=0``, the paper's recipe) and with the defaults (B's grey a
 channel of every query). The table gives how well each output is laid out like B
@@ -87,11 +90,18 @@ def side_by_side(images: list[np.ndarray], gap: int = 6) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
+def inside_columns(sources: list[np.ndarray], at: int) -> list[int]:
+    """Columns at the thirds of each of the two sources in their collage, away from `at`."""
+    height = min(s.shape[0] for s in sources)
+    width = at + round(sources[1].shape[1] * height / sources[1].shape[0])
+    return [at // 3, 2 * at // 3, at + (width - at) // 3, at + 2 * (width - at) // 3]
+
+
 def run_collages(
     pairs: list[tuple[Path, Path]], out: Path | None, options: dict[str, float]
 ) -> list[dict]:
     print(
-        f"{'collage':<28} {'seam plain':>10} {'seam now':>9} "
+        f"{'collage':<28} {'seam plain':>10} {'seam now':>9} {'inside':>7} "
         f"{'compl A plain/now':>19} {'compl B plain/now':>19} {'s':>5}"
     )
     rows = []
@@ -108,9 +118,14 @@ def run_collages(
             row[f"completeness_{name}"] = [
                 metrics.completeness(image, s, stride=METRIC_STRIDE) for s in sources
             ]
+        row["seam_inside"] = max(
+            metrics.seam_ratio(merged, sources, [column], stride=METRIC_STRIDE)
+            for column in inside_columns(sources, at)
+        )
         rows.append(row)
         print(
             f"{row['pair']:<28} {row['seam_plain']:10.2f} {row['seam_now']:9.2f} "
+            f"{row['seam_inside']:7.2f} "
             f"{row['completeness_plain'][0]:9.1e}/{row['completeness_now'][0]:<9.1e} "
             f"{row['completeness_plain'][1]:9.1e}/{row['completeness_now'][1]:<9.1e} "
             f"{seconds:5.1f}",
@@ -121,7 +136,8 @@ def run_collages(
     if rows:
         print(
             f"{'median':<28} {statistics.median(r['seam_plain'] for r in rows):10.2f} "
-            f"{statistics.median(r['seam_now'] for r in rows):9.2f}"
+            f"{statistics.median(r['seam_now'] for r in rows):9.2f} "
+            f"{statistics.median(r['seam_inside'] for r in rows):7.2f}"
         )
     return rows
 
