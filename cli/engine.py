@@ -46,7 +46,10 @@ INPUT_HELP = {
     "source": "Source image (PNG, JPEG, WebP, ...).",
     "structure": "Image whose layout the output follows.",
     "edited": "The naively edited copy of SOURCE (same size).",
-    "sources": "Two or more source images.",
+    "sources": (
+        "Two or more source images, joined left to right in this order: neighbouring "
+        "edges that show alike things (one sky, one field) merge without a seam."
+    ),
     "mask": "Mask image, white (> 50%) = hole, same size as SOURCE.",
 }
 

@@ -187,6 +187,21 @@ def test_generate_through_the_page(browser, service, picture, folder):
     wait_until(lambda: by_css(browser, f'#list tr[data-id="{identifier}"]'), 10, "listed")
 
 
+def test_each_application_shows_its_own_hint(browser, service):
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(service + "/")
+    use_key(browser, ALICE)
+    for task, hinted in (("generate", True), ("collage", True), ("inpaint", False)):
+        Select(by_css(browser, "#task")[0]).select_by_value(task)
+        shown = [
+            h.get_attribute("data-task") for h in by_css(browser, ".task-help") if h.is_displayed()
+        ]
+        assert shown == ([task] if hinted else []), (task, shown)
+    hint = by_css(browser, '.task-help[data-task="collage"]')[0].get_attribute("textContent")
+    assert "seam" in hint
+
+
 def test_inpaint_with_a_painted_mask(browser, service, picture, folder):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import Select

@@ -304,8 +304,12 @@ function planJob() {
   }, 150);
 }
 
-// The large-objects hint concerns random samples only.
-function showTaskHelp() { $("task-help").hidden = $("task").value !== "generate"; }
+// Each hint concerns one application (data-task): large objects, a collage's seams.
+function showTaskHelp() {
+  for (const help of document.querySelectorAll(".task-help")) {
+    help.hidden = help.dataset.task !== $("task").value;
+  }
+}
 
 $("task").addEventListener("change", () => { showTaskHelp(); buildParams(); showInputs(); planJob(); });
 $("samples").max = CONFIG.limits.max_samples;
