@@ -57,14 +57,14 @@ SEARCH_BLOCK = 65536
 # How far, in patches, `seam_ratio` looks for a seam on each side of a junction.
 SEAM_REACH = 4
 # A sample is a copy of its source when it changed less than this (`change`) ...
-# Layout agreement: the short side the two images are compared at (their layout,
-# not their texture) and the number of equally populated grey levels.
-LAYOUT_SIDE = 64
-LAYOUT_TONES = 8
 COPY_MAX_CHANGE = 0.1
 # ... or when at least this share of its patches sit where they are in the source
 # (`copied_share`). Both catch what the patch metrics score as perfect.
 COPY_MIN_SHARE = 0.5
+# Layout agreement: the short side the two images are compared at (their layout,
+# not their texture) and the number of equally populated grey levels.
+LAYOUT_SIDE = 64
+LAYOUT_TONES = 8
 
 
 def diversity(samples: Sequence[np.ndarray], source: np.ndarray) -> float:
