@@ -48,7 +48,8 @@ INPUT_HELP = {
     "edited": "The naively edited copy of SOURCE (same size).",
     "sources": (
         "Two or more source images, joined left to right in this order: neighbouring "
-        "edges that show alike things (one sky, one field) merge without a seam."
+        "edges that show alike things (one sky, one field) merge without a seam, and of "
+        "--candidates runs the one where they meet best is kept."
     ),
     "mask": "Mask image, white (> 50%) = hole, same size as SOURCE.",
 }

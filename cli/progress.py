@@ -12,12 +12,13 @@ from gpnn.core import Progress
 
 def sample_fraction(event: Progress, ratio: float) -> float:
     """The share of one sample done after `event`, each level weighted by its pixels
-    (a level has `ratio**2` times the pixels of the next finer one)."""
+    (a level has `ratio**2` times the pixels of the next finer one), each of the
+    sample's candidates an equal share."""
     weights = [ratio ** (2 * (event.levels - 1 - level)) for level in range(event.levels)]
     done = sum(weights[: event.level]) + weights[event.level] * (
         (event.iteration + 1) / event.iterations
     )
-    return done / sum(weights)
+    return (event.candidate + done / sum(weights)) / event.candidates
 
 
 class ProgressBar:

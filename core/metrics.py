@@ -257,6 +257,48 @@ def seam_ratio(
     stride : int, take every s-th row and column of the output's patches (as
         `nearest_patch_distances`)
     """
+    profile, centres = _column_profile(output, sources, patch_size, stride)
+    seam = np.zeros(len(centres), bool)
+    for junction in junctions:
+        seam |= _worst_band(profile, centres, junction, patch_size)
+    if seam.all() or not seam.any():
+        raise ValueError("`junctions` must leave patches both near and away from them")
+    return float(profile[seam].mean() / max(profile[~seam].mean(), 1e-12))
+
+
+def seam_distance(
+    output: np.ndarray,
+    sources: Sequence[np.ndarray],
+    junctions: Sequence[int],
+    *,
+    patch_size: int = PATCH_SIZE,
+    stride: int = 1,
+) -> float:
+    """The numerator of `seam_ratio`, found from the columns near the junctions only:
+    the mean over the junctions of their worst band's patch distance to the sources.
+
+    Cheap enough to compare several collages of the same sources (it searches a few
+    patch widths of columns, not the whole output), and a worse interior cannot
+    lower it. `stride` as in `seam_ratio`.
+    """
+    output = as_image(output, "output")
+    if not junctions or not all(0 <= j <= output.shape[1] for j in junctions):
+        raise ValueError("`junctions` must be one or more columns of `output`")
+    reach = (SEAM_REACH + 1) * patch_size + patch_size // 2
+    worst = []
+    for junction in junctions:
+        first = max(0, junction - reach)
+        near = output[:, first : junction + reach + 1]
+        profile, centres = _column_profile(near, sources, patch_size, stride)
+        worst.append(profile[_worst_band(profile, centres + first, junction, patch_size)].mean())
+    return float(np.mean(worst))
+
+
+def _column_profile(
+    output: np.ndarray, sources: Sequence[np.ndarray], patch_size: int, stride: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per (strided) patch column of `output`: the mean distance of its patches to
+    the nearest patch of any source, and the column of the patches' centres."""
     _check_patch_size(patch_size)
     output = as_image(output, "output")
     if not sources:
@@ -267,16 +309,17 @@ def seam_ratio(
     )
     _, cols = patch_grid(output.shape[:2], patch_size)
     centres = np.arange(cols)[::stride] + patch_size // 2
-    profile = distances.reshape(-1, len(centres)).mean(axis=0)
-    seam = np.zeros(len(centres), bool)
-    for junction in junctions:
-        candidates = centres[np.abs(centres - junction) <= SEAM_REACH * patch_size]
-        bands = [np.abs(centres - c) <= patch_size for c in candidates]
-        if bands:
-            seam |= max(bands, key=lambda band: profile[band].mean())
-    if seam.all() or not seam.any():
-        raise ValueError("`junctions` must leave patches both near and away from them")
-    return float(profile[seam].mean() / max(profile[~seam].mean(), 1e-12))
+    return distances.reshape(-1, len(centres)).mean(axis=0), centres
+
+
+def _worst_band(
+    profile: np.ndarray, centres: np.ndarray, junction: int, patch_size: int
+) -> np.ndarray:
+    """Mask of the columns of the least coherent band within `SEAM_REACH` patches of
+    `junction` (all False when no column is that near)."""
+    candidates = centres[np.abs(centres - junction) <= SEAM_REACH * patch_size]
+    bands = [np.abs(centres - c) <= patch_size for c in candidates]
+    return max(bands, key=lambda band: profile[band].mean(), default=np.zeros_like(centres, bool))
 
 
 def structure_overlap(output: np.ndarray, structure: np.ndarray) -> float:

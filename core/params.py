@@ -125,7 +125,13 @@ class CommonParams(BaseModel):
     iterations: int = Field(10, ge=1, le=50, description="PNN iterations per finer level.")
     coarsest_iterations: int = _coarsest_iterations(1)
     alpha: float = _alpha(math.inf)
-    seed: int = Field(0, ge=0, lt=2**32, description="Random seed; sample i uses seed + i.")
+    seed: int = Field(
+        0,
+        ge=0,
+        lt=2**32,
+        description="Random seed; sample i uses seed + i (a collage's, with k candidates: "
+        "seed + i * k onwards).",
+    )
     mode: SearchMode = Field(
         SearchMode.fast,
         description="Nearest-neighbour search mode: fast (the default everywhere: "
@@ -148,6 +154,11 @@ class CommonParams(BaseModel):
     def seeded(self) -> bool:
         """Whether noise enters the run, so that each seed gives a different output."""
         return False
+
+    @property
+    def runs_per_sample(self) -> int:
+        """Engine runs behind each sample (a collage tries `candidates` seeds)."""
+        return 1
 
     def changed(self) -> dict[str, Any]:
         """The fields whose values differ from their defaults, in JSON form (pydantic's
@@ -272,10 +283,22 @@ class CollageParams(CommonParams):
         "at a straight seam; 0: the plain concatenation (the paper's guess).",
     )
     min_shift: int = _min_shift(2, "")
+    candidates: int = Field(
+        4,
+        ge=1,
+        le=16,
+        description="Collages made per sample, each from its own seed; the one whose "
+        "junctions are most coherent is kept (where the seam falls depends on the seed). "
+        "Costs that many runs; 1: the first seed's. Without noise there is one.",
+    )
 
     @property
     def seeded(self) -> bool:
         return self.sigma > 0 and self.noise_rounds > 0
+
+    @property
+    def runs_per_sample(self) -> int:
+        return self.candidates if self.seeded else 1
 
 
 class EditParams(CommonParams):

@@ -37,8 +37,11 @@ class Progress:
     iteration: int
     iterations: int
     # The level's finished image on its last event (a preview of the sample forming;
-    # on the finest level, the finished sample), else None.
+    # on the finest level, the finished sample), else None. A sample made as several
+    # candidates (a collage) reports its images once chosen: the finished sample only.
     image: np.ndarray | None = None
+    candidate: int = 0
+    candidates: int = 1
 
 
 ProgressCallback = Callable[[Progress], None]

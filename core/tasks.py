@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from gpnn.core.device import Device, select
 from gpnn.core.imageio import as_image, check_same_size
+from gpnn.core.metrics import seam_distance
 from gpnn.core.objects import object_mask, object_sides
 from gpnn.core.params import (
     AnalogyParams,
@@ -219,7 +221,10 @@ def collage(
     patches cross the junctions and the sources merge instead of meeting at a
     straight seam (the plain concatenation is a fixed point of PNN: every patch
     is its own best match). Keys and values come from every source, alpha is
-    small (completeness) and a different output size is reached gradually.
+    small (completeness) and a different output size is reached gradually. Where
+    the sources still meet badly depends on the noise, so each sample is the best
+    of `candidates` runs: the one whose worst band of patches near a junction is
+    nearest to the sources (`gpnn.core.metrics.seam_distance`).
     """
     params = _resolve(Task.collage, params, overrides, samples, device)
     if len(sources) == 0:
@@ -240,10 +245,16 @@ def collage(
     output_shapes = _output_shapes(target, params, depth, "collage size")
     start = level_shape(joined.shape[:2], params.ratio, depth)
     stages = _stages(pyramids, params, device, output_shapes, start=start)
-    widths = [image.shape[1] for image in images]
-    junctions = [round(x * start[1] / joined.shape[1]) for x in np.cumsum(widths)[:-1]]
+    edges = np.cumsum([image.shape[1] for image in images])[:-1] / joined.shape[1]
+    junctions = [round(x * start[1]) for x in edges]
     guess = _noisy_rounds(resize(joined, start), params, _apart_from(junctions, start, params))
-    return _sample_all(params, samples, progress, stages, guess)
+    at = [round(x * target[1]) for x in edges]
+
+    def seam(output: np.ndarray) -> float:
+        return seam_distance(output, images, at, patch_size=params.patch_size, stride=2)
+
+    candidates = params.runs_per_sample if len(images) > 1 else 1
+    return _sample_all(params, samples, progress, stages, guess, candidates, seam)
 
 
 def _apart_from(junctions: Sequence[int], shape: tuple[int, int], params: Any) -> np.ndarray:
@@ -578,22 +589,36 @@ def _noise(rng: np.random.Generator, sigma: float, shape: tuple[int, ...]) -> np
     return (sigma * rng.standard_normal(shape)).astype(np.float32)
 
 
-def _sample_all(params, samples, progress, stages, initial_guess) -> list[np.ndarray]:
+def _sample_all(
+    params, samples, progress, stages, initial_guess, candidates=1, seam=None
+) -> list[np.ndarray]:
+    """Run every sample from its own seed. With `candidates` > 1 each sample is made
+    that many times, sample i from seeds ``seed + i * candidates`` onwards, the one
+    of least `seam` is kept, and only it is reported as an image."""
     outputs = []
     for sample in range(samples):
-        rng = np.random.default_rng(params.seed + sample)
+        best, best_seam = None, math.inf
+        for candidate in range(candidates):
+            rng = np.random.default_rng(params.seed + sample * candidates + candidate)
+            event = partial(Progress, sample, samples, candidate=candidate, candidates=candidates)
 
-        def report(level, levels, iteration, iterations, image, sample=sample):
-            if progress is not None:
-                progress(Progress(sample, samples, level, levels, iteration, iterations, image))
+            def report(level, levels, iteration, iterations, image, event=event):
+                if progress is not None:
+                    shown = image if candidates == 1 else None
+                    progress(event(level, levels, iteration, iterations, shown))
 
-        outputs.append(
-            refine(
+            output = refine(
                 initial_guess(rng),
                 stages,
                 patch_size=params.patch_size,
                 alpha=params.alpha,
                 report=report,
             )
-        )
+            score = seam(output) if candidates > 1 else 0.0
+            if best is None or score < best_seam:
+                best, best_seam = output, score
+        if candidates > 1 and progress is not None:
+            levels, iterations = len(stages), stages[-1].iterations
+            progress(event(levels - 1, levels, iterations - 1, iterations, best))
+        outputs.append(best)
     return outputs

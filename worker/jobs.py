@@ -57,7 +57,9 @@ class _Reporter:
             self._preview(p)
         now = time.monotonic()
         within = (p.level + (p.iteration + 1) / max(p.iterations, 1)) / max(p.levels, 1)
+        within = (p.candidate + within) / p.candidates
         last = p.iteration + 1 == p.iterations
+        finished = last and p.level + 1 == p.levels and p.candidate + 1 == p.candidates
         if (
             (p.sample, p.level) != self.last_level
             or last
@@ -68,7 +70,7 @@ class _Reporter:
                 {
                     "sample": p.sample,
                     "samples": p.samples,
-                    "samples_done": p.sample + (1 if last and p.level + 1 == p.levels else 0),
+                    "samples_done": p.sample + (1 if finished else 0),
                     "level": p.level,
                     "levels": p.levels,
                     "iteration": p.iteration,

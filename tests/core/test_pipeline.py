@@ -15,7 +15,7 @@ from gpnn.core import (
     retarget,
     tasks,
 )
-from gpnn.core.metrics import layout_agreement, seam_ratio, structure_overlap
+from gpnn.core.metrics import layout_agreement, seam_distance, seam_ratio, structure_overlap
 from gpnn.core.params import GenerateParams
 from gpnn.core.patches import ValuePatches, extract_patches, patch_grid
 from gpnn.core.pnn import SourceLevel, Stage, refine
@@ -213,6 +213,28 @@ def test_a_collage_merges_its_sources_instead_of_a_straight_seam(make_scene):
     # The plain concatenation comes back unchanged: a seam of patches found in no source.
     assert seams[0] > 1.5 * seams[2], seams
     assert not np.array_equal(*outs)  # with noise, each seed merges differently
+
+
+def test_a_collage_keeps_the_candidate_whose_junction_is_most_coherent(make_scene):
+    """Where the sources meet badly depends on the seed; each sample is the best of
+    `candidates` runs, sample i from seeds seed + i * candidates onwards."""
+    left = make_scene(36, 40, seed=3) * np.array([1.0, 0.5, 0.2], np.float32)
+    right = make_scene(36, 40, seed=4) * np.array([0.2, 0.5, 1.0], np.float32)
+    options = {"depth": 2, "seed": 5}
+    runs = [collage([left, right], candidates=1, **{**options, "seed": 5 + s})[0] for s in range(6)]
+    seams = [seam_distance(o, [left, right], [40], stride=2) for o in runs]
+    events = []
+    kept = collage([left, right], candidates=3, samples=2, progress=events.append, **options)
+    for sample, seeds in enumerate((seams[:3], seams[3:])):
+        assert len(set(seeds)) == 3, seams
+        np.testing.assert_array_equal(kept[sample], runs[3 * sample + int(np.argmin(seeds))])
+    assert np.argmin(seams[:3]) != 0 or np.argmin(seams[3:]) != 0, seams  # not just the first
+    # Progress goes through the candidates, and only the kept samples come as images.
+    images = [e.image for e in events if e.image is not None]
+    assert len(images) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(images, kept, strict=True))
+    starts = [e.candidate for e in events if e.sample == 0 and e.level == e.iteration == 0]
+    assert starts == [0, 1, 2]
 
 
 def _blobs(shape, background, blobs, rng=None):

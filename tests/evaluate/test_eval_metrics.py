@@ -248,6 +248,11 @@ def test_seam_ratio_matches_brute_force_and_sees_a_straight_cut():
     got = metrics.seam_ratio(cut, [left, right], [34], patch_size=p)
     assert got == pytest.approx(want, rel=1e-5)
     assert got > 5  # straddling patches exist in neither source
+    # Its numerator, searched from the columns near the junction only.
+    near = metrics.seam_distance(cut, [left, right], [34], patch_size=p)
+    assert near == pytest.approx(profile[seam].mean(), rel=1e-5)
+    with pytest.raises(ValueError, match="`junctions`"):
+        metrics.seam_distance(cut, [left, right], [81], patch_size=p)
     # The same image with no cut in it: the worst band near 20 is like the rest.
     whole = left + noise[:, :40]
     assert metrics.seam_ratio(whole, [left], [20], patch_size=p) < 2
