@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from gpnn.cli.progress import sample_fraction
-from gpnn.core import Progress, generate
+from gpnn.core import Progress, collage, generate
 
 from .conftest import run
 
@@ -124,6 +124,16 @@ def test_progress_reaches_one_and_never_goes_back(scene):
     finished = [e for e in events if e.image is not None]
     assert [e.level for e in finished] == list(range(events[0].levels))
     assert np.array_equal(finished[-1].image, output)
+
+
+def test_a_collages_progress_runs_once_through_its_candidates(scene):
+    events: list[Progress] = []
+    [output] = collage([scene, scene[:, ::-1]], depth=2, candidates=3, progress=events.append)
+    fractions = [sample_fraction(e, 0.8) for e in events]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert fractions[0] < 1 / 3
+    finished = [e for e in events if e.image is not None]
+    assert len(finished) == 1 and np.array_equal(finished[0].image, output)
 
 
 def test_several_samples_without_noise_name_the_option_that_adds_it(capsys, image_file, tmp_path):
