@@ -294,6 +294,20 @@ def seam_distance(
     return float(np.mean(worst))
 
 
+def worst_band_distance(
+    output: np.ndarray,
+    sources: Sequence[np.ndarray],
+    *,
+    patch_size: int = PATCH_SIZE,
+    stride: int = 1,
+) -> float:
+    """The mean patch distance to the sources of the least coherent band of columns
+    anywhere in `output` (a band as in `seam_ratio`): the output's worst seam, at a
+    junction or not."""
+    profile, centres = _column_profile(output, sources, patch_size, stride)
+    return max(profile[np.abs(centres - c) <= patch_size].mean() for c in centres)
+
+
 def _column_profile(
     output: np.ndarray, sources: Sequence[np.ndarray], patch_size: int, stride: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -288,8 +288,9 @@ class CollageParams(CommonParams):
         ge=1,
         le=16,
         description="Collages made per sample, each from its own seed; the one whose "
-        "junctions are most coherent is kept (where the seam falls depends on the seed). "
-        "Costs that many runs; 1: the first seed's. Without noise there is one.",
+        "worst seam, at a junction and anywhere, is least is kept (where the seam falls "
+        "depends on the seed). Costs that many runs; 1: the first seed's. Without noise "
+        "there is one.",
     )
 
     @property

@@ -16,7 +16,7 @@ import numpy as np
 
 from gpnn.core.device import Device, select
 from gpnn.core.imageio import as_image, check_same_size
-from gpnn.core.metrics import seam_distance
+from gpnn.core.metrics import seam_distance, worst_band_distance
 from gpnn.core.objects import object_mask, object_sides
 from gpnn.core.params import (
     AnalogyParams,
@@ -223,8 +223,9 @@ def collage(
     is its own best match). Keys and values come from every source, alpha is
     small (completeness) and a different output size is reached gradually. Where
     the sources still meet badly depends on the noise, so each sample is the best
-    of `candidates` runs: the one whose worst band of patches near a junction is
-    nearest to the sources (`gpnn.core.metrics.seam_distance`).
+    of `candidates` runs: the one whose worst band of patches near a junction, plus
+    its worst band anywhere, is nearest to the sources
+    (`gpnn.core.metrics.seam_distance`, `worst_band_distance`).
     """
     params = _resolve(Task.collage, params, overrides, samples, device)
     if len(sources) == 0:
@@ -251,7 +252,12 @@ def collage(
     at = [round(x * target[1]) for x in edges]
 
     def seam(output: np.ndarray) -> float:
-        return seam_distance(output, images, at, patch_size=params.patch_size, stride=2)
+        # The junction's worst band, plus the worst anywhere: a run that meets better
+        # at the junction but has a worse flaw elsewhere is not the better collage.
+        options = {"patch_size": params.patch_size, "stride": 2}
+        return seam_distance(output, images, at, **options) + worst_band_distance(
+            output, images, **options
+        )
 
     candidates = params.runs_per_sample if len(images) > 1 else 1
     return _sample_all(params, samples, progress, stages, guess, candidates, seam)

@@ -15,7 +15,13 @@ from gpnn.core import (
     retarget,
     tasks,
 )
-from gpnn.core.metrics import layout_agreement, seam_distance, seam_ratio, structure_overlap
+from gpnn.core.metrics import (
+    layout_agreement,
+    seam_distance,
+    seam_ratio,
+    structure_overlap,
+    worst_band_distance,
+)
 from gpnn.core.params import GenerateParams
 from gpnn.core.patches import ValuePatches, extract_patches, patch_grid
 from gpnn.core.pnn import SourceLevel, Stage, refine
@@ -217,12 +223,17 @@ def test_a_collage_merges_its_sources_instead_of_a_straight_seam(make_scene):
 
 def test_a_collage_keeps_the_candidate_whose_junction_is_most_coherent(make_scene):
     """Where the sources meet badly depends on the seed; each sample is the best of
-    `candidates` runs, sample i from seeds seed + i * candidates onwards."""
+    `candidates` runs (least worst band at the junction plus anywhere), sample i from
+    seeds seed + i * candidates onwards."""
     left = make_scene(36, 40, seed=3) * np.array([1.0, 0.5, 0.2], np.float32)
     right = make_scene(36, 40, seed=4) * np.array([0.2, 0.5, 1.0], np.float32)
     options = {"depth": 2, "seed": 5}
     runs = [collage([left, right], candidates=1, **{**options, "seed": 5 + s})[0] for s in range(6)]
-    seams = [seam_distance(o, [left, right], [40], stride=2) for o in runs]
+    seams = [
+        seam_distance(o, [left, right], [40], stride=2)
+        + worst_band_distance(o, [left, right], stride=2)
+        for o in runs
+    ]
     events = []
     kept = collage([left, right], candidates=3, samples=2, progress=events.append, **options)
     for sample, seeds in enumerate((seams[:3], seams[3:])):

@@ -253,6 +253,11 @@ def test_seam_ratio_matches_brute_force_and_sees_a_straight_cut():
     assert near == pytest.approx(profile[seam].mean(), rel=1e-5)
     with pytest.raises(ValueError, match="`junctions`"):
         metrics.seam_distance(cut, [left, right], [81], patch_size=p)
+    # The worst band anywhere: here the cut's too.
+    anywhere = max(profile[np.abs(centres - c) <= p].mean() for c in centres)
+    assert metrics.worst_band_distance(cut, [left, right], patch_size=p) == pytest.approx(
+        anywhere, rel=1e-5
+    )
     # The same image with no cut in it: the worst band near 20 is like the rest.
     whole = left + noise[:, :40]
     assert metrics.seam_ratio(whole, [left], [20], patch_size=p) < 2
