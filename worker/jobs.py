@@ -56,8 +56,8 @@ class _Reporter:
         if self.previews is not None and getattr(p, "image", None) is not None:
             self._preview(p)
         now = time.monotonic()
-        within = (p.level + (p.iteration + 1) / max(p.iterations, 1)) / max(p.levels, 1)
-        within = (p.candidate + within) / p.candidates
+        run_share = (p.level + (p.iteration + 1) / max(p.iterations, 1)) / max(p.levels, 1)
+        within = (p.candidate + run_share) / p.candidates
         last = p.iteration + 1 == p.iterations
         finished = last and p.level + 1 == p.levels and p.candidate + 1 == p.candidates
         if (
