@@ -12,13 +12,8 @@ from gpnn.core import Progress
 
 def sample_fraction(event: Progress, ratio: float) -> float:
     """The share of one sample done after `event`, each level weighted by its pixels
-    (a level has `ratio**2` times the pixels of the next finer one), each of the
-    sample's candidates an equal share."""
-    weights = [ratio ** (2 * (event.levels - 1 - level)) for level in range(event.levels)]
-    done = sum(weights[: event.level]) + weights[event.level] * (
-        (event.iteration + 1) / event.iterations
-    )
-    return (event.candidate + done / sum(weights)) / event.candidates
+    (a level has `ratio**2` times the pixels of the next finer one)."""
+    return event.sample_share([ratio ** (2 * (event.levels - 1 - n)) for n in range(event.levels)])
 
 
 class ProgressBar:

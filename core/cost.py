@@ -2,7 +2,7 @@
 
 The engine's work grows with the pixels it refines times the iterations per level,
 summed over the pyramid (a geometric series in ``ratio**2``), times the runs: the
-samples, each one run (a collage's, `candidates`).
+samples, each one run (a collage's, `candidates` up to where they are compared).
 `work` counts that in megapixel-iterations (MPI). A SIGD16 image (250x170, one
 sample) is about 1 MPI; on this project's 2-core CPU machine fast mode took 1.69 s
 per such sample (`gpnn eval-dataset` on SIGD16, 50 samples, with other work beside
@@ -39,7 +39,7 @@ def work(params: CommonParams, source: Shape, samples: int = 1) -> float:
     """Megapixel-iterations of a job on a source of `source` (height, width)."""
     height, width = output_shape(params, source)
     per_level = height * width * params.iterations / 1e6
-    return samples * params.runs_per_sample * per_level / (1.0 - params.ratio**2)
+    return samples * params.run_equivalents() * per_level / (1.0 - params.ratio**2)
 
 
 def estimate(params: CommonParams, source: Shape, samples: int = 1) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def estimate(params: CommonParams, source: Shape, samples: int = 1) -> dict[str,
         pair_flops = 6 * params.patch_size**2
         # Queries and keys both shrink by ratio^2 a level: a series in ratio^4.
         pairs = output_pixels * source_pixels / (1.0 - params.ratio**4)
-        runs = samples * params.runs_per_sample
+        runs = samples * params.run_equivalents(series=4)
         seconds = runs * params.iterations * pairs * pair_flops / EXACT_FLOPS_PER_S
     else:
         seconds = units / FAST_MPI_PER_S

@@ -157,8 +157,20 @@ class CommonParams(BaseModel):
 
     @property
     def runs_per_sample(self) -> int:
-        """Engine runs behind each sample (a collage tries `candidates` seeds)."""
+        """Engine runs started for each sample (a collage tries `candidates` seeds)."""
         return 1
+
+    @property
+    def levels_run_alone(self) -> int:
+        """The finest levels that only a sample's kept run goes through (a collage's
+        candidates are compared before them)."""
+        return 0
+
+    def run_equivalents(self, series: int = 2) -> float:
+        """Whole runs' work behind each sample, a level's work shrinking by
+        ``ratio**series`` a level coarser (2: its pixels; 4: exact mode's pairs)."""
+        shared = self.ratio ** (series * self.levels_run_alone)
+        return 1 + (self.runs_per_sample - 1) * shared
 
     def changed(self) -> dict[str, Any]:
         """The fields whose values differ from their defaults, in JSON form (pydantic's
@@ -265,6 +277,12 @@ class InpaintParams(CommonParams):
         return value
 
 
+# A collage's candidates are compared at the first level whose sides are at least this
+# share of the output's (two levels before the finest at ratio 0.8): on 12 pairs the
+# run kept there scored within 12% of the best finished run (docs/engine.md).
+COMPARE_AT_SIDE = 0.6
+
+
 class CollageParams(CommonParams):
     """Merge several sources into one image (initial guess: their concatenation)."""
 
@@ -287,10 +305,11 @@ class CollageParams(CommonParams):
         4,
         ge=1,
         le=16,
-        description="Collages made per sample, each from its own seed; the one whose "
-        "worst seam, at a junction and anywhere, is least is kept (where the seam falls "
-        "depends on the seed). Costs that many runs; 1: the first seed's. Without noise "
-        "there is one.",
+        description="Collages started per sample, each from its own seed; they are "
+        "compared two levels before the finest and the one whose worst seam, at a "
+        "junction and anywhere, is least is finished (where the seam falls depends on the "
+        "seed). Each more costs about 0.4 of a run (at ratio 0.8); 1: the first seed's. "
+        "Without noise there is one.",
     )
 
     @property
@@ -300,6 +319,12 @@ class CollageParams(CommonParams):
     @property
     def runs_per_sample(self) -> int:
         return self.candidates if self.seeded else 1
+
+    @property
+    def levels_run_alone(self) -> int:
+        if self.runs_per_sample == 1:
+            return 0
+        return math.floor(math.log(COMPARE_AT_SIDE) / math.log(self.ratio))
 
 
 class EditParams(CommonParams):

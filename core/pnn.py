@@ -9,7 +9,8 @@ of its best key and folds the patches back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,10 +39,37 @@ class Progress:
     iterations: int
     # The level's finished image on its last event (a preview of the sample forming;
     # on the finest level, the finished sample), else None. A sample made as several
-    # candidates (a collage) reports its images once chosen: the finished sample only.
+    # candidates (a collage) reports its images once one is kept.
     image: np.ndarray | None = None
     candidate: int = 0
     candidates: int = 1
+    # The level after which a sample's candidates were compared; the kept one runs the
+    # finer levels alone. None: one run through every level.
+    compared_at: int | None = None
+
+    def sample_share(self, weights: Sequence[float]) -> float:
+        """The share of its sample done after this event, level i weighing `weights[i]`
+        in each run that goes through it: every candidate runs the levels up to
+        `compared_at`, the kept one the rest."""
+        shared = self.levels - 1 if self.compared_at is None else self.compared_at
+        per_candidate = sum(weights[: shared + 1])
+        total = self.candidates * per_candidate + sum(weights[shared + 1 :])
+        done = sum(weights[: self.level]) + weights[self.level] * (
+            (self.iteration + 1) / self.iterations
+        )
+        earlier = self.candidate if self.level <= shared else self.candidates - 1
+        return (earlier * per_candidate + done) / total
+
+    @property
+    def sample_finished(self) -> bool:
+        """Whether this event ends its sample (the finest level's last iteration of
+        the last run through it)."""
+        shared = self.levels - 1 if self.compared_at is None else self.compared_at
+        return (
+            self.level + 1 == self.levels
+            and self.iteration + 1 == self.iterations
+            and (self.level > shared or self.candidate + 1 == self.candidates)
+        )
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -190,7 +218,22 @@ def refine(
     alpha: float,
     report: Callable[[int, int, int, int, np.ndarray | None], None] | None = None,
 ) -> np.ndarray:
-    """Run PNN over `stages`, starting from `guess`; returns the final image.
+    """Run PNN over `stages`, starting from `guess`; returns the final image."""
+    run = refine_stages(guess, stages, patch_size=patch_size, alpha=alpha, report=report)
+    last = deque(run, maxlen=1)
+    return last[0] if last else guess
+
+
+def refine_stages(
+    guess: np.ndarray,
+    stages: Sequence[Stage],
+    *,
+    patch_size: int,
+    alpha: float,
+    report: Callable[[int, int, int, int, np.ndarray | None], None] | None = None,
+) -> Iterator[np.ndarray]:
+    """`refine`, a stage at a time: yields the image after each stage, so that a caller
+    can compare runs part way and go on with one (its matches carried on as hints).
 
     Each iteration hands the previous iteration's matches to the search as a
     hint, and a stage's first iteration the previous stage's matches (in the CPU
@@ -231,4 +274,4 @@ def refine(
             if report is not None:
                 report(number, len(stages), iteration, stage.iterations, None)
         last_stage, last_matches = stage, chosen
-    return image
+        yield image

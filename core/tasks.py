@@ -7,7 +7,9 @@ built once per call and shared by all samples.
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple
@@ -38,6 +40,7 @@ from gpnn.core.pnn import (
     SourceLevel,
     Stage,
     refine,
+    refine_stages,
 )
 from gpnn.core.pyramid import (
     Shape,
@@ -249,14 +252,17 @@ def collage(
     edges = np.cumsum([image.shape[1] for image in images])[:-1] / joined.shape[1]
     junctions = [round(x * start[1]) for x in edges]
     guess = _noisy_rounds(resize(joined, start), params, _apart_from(junctions, start, params))
-    at = [round(x * target[1]) for x in edges]
 
     def seam(output: np.ndarray) -> float:
         # The junction's worst band, plus the worst anywhere: a run that meets better
         # at the junction but has a worse flaw elsewhere is not the better collage.
+        # Scored at a level part way, against the sources at its height.
+        level = output.shape[0]
+        scaled = [resize(i, (level, max(1, round(i.shape[1] * level / height)))) for i in images]
+        at = [round(x * output.shape[1]) for x in edges]
         options = {"patch_size": params.patch_size, "stride": 2}
-        return seam_distance(output, images, at, **options) + worst_band_distance(
-            output, images, **options
+        return seam_distance(output, scaled, at, **options) + worst_band_distance(
+            output, scaled, **options
         )
 
     candidates = params.runs_per_sample if len(images) > 1 else 1
@@ -598,33 +604,58 @@ def _noise(rng: np.random.Generator, sigma: float, shape: tuple[int, ...]) -> np
 def _sample_all(
     params, samples, progress, stages, initial_guess, candidates=1, seam=None
 ) -> list[np.ndarray]:
-    """Run every sample from its own seed. With `candidates` > 1 each sample is made
-    that many times, sample i from seeds ``seed + i * candidates`` onwards, the one
-    of least `seam` is kept, and only it is reported as an image."""
+    """Run every sample from its own seed. With `candidates` > 1 each sample is started
+    that many times, sample i from seeds ``seed + i * candidates`` onwards; the runs go
+    as far as `params.levels_run_alone` levels before the finest, the one of least
+    `seam` there goes on alone, and only it reports images."""
+    levels = len(stages)
+    compared_at = levels - 1 - min(params.levels_run_alone, levels - 1)
     outputs = []
     for sample in range(samples):
-        best, best_seam = None, math.inf
+        runs = []
         for candidate in range(candidates):
             rng = np.random.default_rng(params.seed + sample * candidates + candidate)
-            event = partial(Progress, sample, samples, candidate=candidate, candidates=candidates)
+            event = partial(
+                Progress,
+                sample,
+                samples,
+                candidate=candidate,
+                candidates=candidates,
+                compared_at=compared_at,
+            )
 
             def report(level, levels, iteration, iterations, image, event=event):
                 if progress is not None:
-                    shown = image if candidates == 1 else None
-                    progress(event(level, levels, iteration, iterations, shown))
+                    kept = candidates == 1 or level > compared_at
+                    progress(event(level, levels, iteration, iterations, image if kept else None))
 
-            output = refine(
+            run = refine_stages(
                 initial_guess(rng),
                 stages,
                 patch_size=params.patch_size,
                 alpha=params.alpha,
                 report=report,
             )
-            score = seam(output) if candidates > 1 else 0.0
-            if best is None or score < best_seam:
-                best, best_seam = output, score
-        if candidates > 1 and progress is not None:
-            levels, iterations = len(stages), stages[-1].iterations
-            progress(event(levels - 1, levels, iterations - 1, iterations, best))
-        outputs.append(best)
+            image = next(itertools.islice(run, compared_at, None))
+            runs.append((seam(image) if candidates > 1 else 0.0, candidate, image, run))
+        *_, image, run = min(runs, key=lambda r: r[:2])
+        rest = deque(run, maxlen=1)  # the kept run goes on alone
+        image = rest[0] if rest else image
+        if candidates > 1 and compared_at == levels - 1 and progress is not None:
+            # Compared after the finest level: the kept sample has not been shown yet.
+            iterations = stages[-1].iterations
+            kept_event = Progress(
+                sample,
+                samples,
+                levels - 1,
+                levels,
+                iterations - 1,
+                iterations,
+                image,
+                candidate=candidates - 1,
+                candidates=candidates,
+                compared_at=compared_at,
+            )
+            progress(kept_event)
+        outputs.append(image)
     return outputs

@@ -56,10 +56,8 @@ class _Reporter:
         if self.previews is not None and getattr(p, "image", None) is not None:
             self._preview(p)
         now = time.monotonic()
-        run_share = (p.level + (p.iteration + 1) / max(p.iterations, 1)) / max(p.levels, 1)
-        within = (p.candidate + run_share) / p.candidates
+        within = p.sample_share([1.0] * p.levels)  # levels weigh alike here
         last = p.iteration + 1 == p.iterations
-        finished = last and p.level + 1 == p.levels and p.candidate + 1 == p.candidates
         if (
             (p.sample, p.level) != self.last_level
             or last
@@ -70,7 +68,7 @@ class _Reporter:
                 {
                     "sample": p.sample,
                     "samples": p.samples,
-                    "samples_done": p.sample + (1 if finished else 0),
+                    "samples_done": p.sample + (1 if p.sample_finished else 0),
                     "level": p.level,
                     "levels": p.levels,
                     "iteration": p.iteration,

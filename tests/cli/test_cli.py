@@ -126,14 +126,17 @@ def test_progress_reaches_one_and_never_goes_back(scene):
     assert np.array_equal(finished[-1].image, output)
 
 
-def test_a_collages_progress_runs_once_through_its_candidates(scene):
+def test_a_collages_progress_runs_through_its_candidates_then_the_kept_one(scene):
     events: list[Progress] = []
-    [output] = collage([scene, scene[:, ::-1]], depth=2, candidates=3, progress=events.append)
+    [output] = collage([scene, scene[:, ::-1]], depth=3, candidates=3, progress=events.append)
     fractions = [sample_fraction(e, 0.8) for e in events]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
-    assert fractions[0] < 1 / 3
+    # The three candidates' shared levels are more than a run's, less than all of it.
+    compared = [f for e, f in zip(events, fractions, strict=True) if e.level <= e.compared_at]
+    assert 1 / 3 < compared[-1] < 1
     finished = [e for e in events if e.image is not None]
-    assert len(finished) == 1 and np.array_equal(finished[0].image, output)
+    assert [e.level for e in finished] == list(range(events[0].compared_at + 1, events[0].levels))
+    assert np.array_equal(finished[-1].image, output)
 
 
 def test_several_samples_without_noise_name_the_option_that_adds_it(capsys, image_file, tmp_path):

@@ -25,7 +25,7 @@ from gpnn.core.metrics import (
 from gpnn.core.params import GenerateParams
 from gpnn.core.patches import ValuePatches, extract_patches, patch_grid
 from gpnn.core.pnn import SourceLevel, Stage, refine
-from gpnn.core.pyramid import build_pyramid
+from gpnn.core.pyramid import build_pyramid, resize
 
 
 def reference_pnn_step(guess, key_image, value_image, p, alpha, valid=None):
@@ -221,31 +221,51 @@ def test_a_collage_merges_its_sources_instead_of_a_straight_seam(make_scene):
     assert not np.array_equal(*outs)  # with noise, each seed merges differently
 
 
-def test_a_collage_keeps_the_candidate_whose_junction_is_most_coherent(make_scene):
-    """Where the sources meet badly depends on the seed; each sample is the best of
-    `candidates` runs (least worst band at the junction plus anywhere), sample i from
-    seeds seed + i * candidates onwards."""
+def test_a_collage_compares_its_candidates_part_way_and_finishes_the_best_alone(make_scene):
+    """Where the sources meet badly depends on the seed; each sample is started as
+    `candidates` runs (sample i from seeds seed + i * candidates onwards), they are
+    compared before the finest levels (least worst band at the junction plus anywhere,
+    against the sources at that level's height) and only the kept one goes on."""
     left = make_scene(36, 40, seed=3) * np.array([1.0, 0.5, 0.2], np.float32)
     right = make_scene(36, 40, seed=4) * np.array([0.2, 0.5, 1.0], np.float32)
-    options = {"depth": 2, "seed": 5}
-    runs = [collage([left, right], candidates=1, **{**options, "seed": 5 + s})[0] for s in range(6)]
-    seams = [
-        seam_distance(o, [left, right], [40], stride=2)
-        + worst_band_distance(o, [left, right], stride=2)
-        for o in runs
-    ]
+    options = {"depth": 3, "seed": 5}
     events = []
     kept = collage([left, right], candidates=3, samples=2, progress=events.append, **options)
-    for sample, seeds in enumerate((seams[:3], seams[3:])):
-        assert len(set(seeds)) == 3, seams
-        np.testing.assert_array_equal(kept[sample], runs[3 * sample + int(np.argmin(seeds))])
-    assert np.argmin(seams[:3]) != 0 or np.argmin(seams[3:]) != 0, seams  # not just the first
-    # Progress goes through the candidates, and only the kept samples come as images.
-    images = [e.image for e in events if e.image is not None]
-    assert len(images) == 2
-    assert all(np.array_equal(a, b) for a, b in zip(images, kept, strict=True))
-    starts = [e.candidate for e in events if e.sample == 0 and e.level == e.iteration == 0]
-    assert starts == [0, 1, 2]
+    compared_at, levels = events[0].compared_at, events[0].levels
+    assert compared_at < levels - 1
+
+    def run_alone(seed):
+        """One run of `seed`, with its images at the compared level and at the end."""
+        shown = []
+        [output] = collage(
+            [left, right], candidates=1, progress=shown.append, **{**options, "seed": seed}
+        )
+        [part] = [e.image for e in shown if e.level == compared_at and e.image is not None]
+        return part, output
+
+    def score(part):
+        scaled = [resize(s, (part.shape[0], round(40 * part.shape[0] / 36))) for s in (left, right)]
+        at = [scaled[0].shape[1]]
+        return seam_distance(part, scaled, at, stride=2) + worst_band_distance(
+            part, scaled, stride=2
+        )
+
+    runs = [run_alone(5 + s) for s in range(6)]
+    scores = [score(part) for part, _ in runs]
+    for sample in range(2):
+        mine = scores[3 * sample : 3 * sample + 3]
+        assert len(set(mine)) == 3, scores
+        np.testing.assert_array_equal(kept[sample], runs[3 * sample + int(np.argmin(mine))][1])
+    assert np.argmin(scores[:3]) != 0 or np.argmin(scores[3:]) != 0, scores  # not the first
+    for sample in range(2):
+        mine = [e for e in events if e.sample == sample]
+        shared = {e.candidate for e in mine if e.level <= compared_at}
+        alone = {e.candidate for e in mine if e.level > compared_at}
+        assert shared == {0, 1, 2} and len(alone) == 1
+        # Only the kept run reports images: the levels after the comparison.
+        shown = [e for e in mine if e.image is not None]
+        assert [e.level for e in shown] == list(range(compared_at + 1, levels))
+        np.testing.assert_array_equal(shown[-1].image, kept[sample])
 
 
 def _blobs(shape, background, blobs, rng=None):
