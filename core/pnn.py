@@ -47,11 +47,16 @@ class Progress:
     # finer levels alone. None: one run through every level.
     compared_at: int | None = None
 
+    @property
+    def _last_shared_level(self) -> int:
+        """The finest level every candidate of the sample runs."""
+        return self.levels - 1 if self.compared_at is None else self.compared_at
+
     def sample_share(self, weights: Sequence[float]) -> float:
         """The share of its sample done after this event, level i weighing `weights[i]`
         in each run that goes through it: every candidate runs the levels up to
         `compared_at`, the kept one the rest."""
-        shared = self.levels - 1 if self.compared_at is None else self.compared_at
+        shared = self._last_shared_level
         per_candidate = sum(weights[: shared + 1])
         total = self.candidates * per_candidate + sum(weights[shared + 1 :])
         done = sum(weights[: self.level]) + weights[self.level] * (
@@ -64,7 +69,7 @@ class Progress:
     def sample_finished(self) -> bool:
         """Whether this event ends its sample (the finest level's last iteration of
         the last run through it)."""
-        shared = self.levels - 1 if self.compared_at is None else self.compared_at
+        shared = self._last_shared_level
         return (
             self.level + 1 == self.levels
             and self.iteration + 1 == self.iterations
