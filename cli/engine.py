@@ -157,7 +157,8 @@ def _make_command(task: Task):
         except ValueError as error:
             fail(str(error))
         first = paths.get("source") or paths["sources"][0]
-        shape = (inputs.get("source") if "source" in inputs else inputs["sources"][0]).shape[:2]
+        images = [inputs["source"]] if "source" in inputs else inputs["sources"]
+        shape = cost.input_shape(task, [image.shape[:2] for image in images])
         estimate = cost.estimate(params, shape, samples)
         limit = get_settings().max_job_work
         if estimate["work_mpi"] > limit:

@@ -4,28 +4,46 @@ The engine's work grows with the pixels it refines times the iterations per leve
 summed over the pyramid (a geometric series in ``ratio**2``), times the runs: the
 samples, each one run (a collage's, `candidates` up to where they are compared).
 `work` counts that in megapixel-iterations (MPI). A SIGD16 image (250x170, one
-sample) is about 1 MPI; on this project's 2-core CPU machine fast mode took 1.69 s
-per such sample (`gpnn eval-dataset` on SIGD16, 50 samples, with other work beside
-it), so about 0.6 MPI per second there: a conservative figure for time estimates.
-The service refuses jobs over `GPNN_MAX_JOB_WORK` at submit.
+sample) is about 1 MPI. How fast fast mode gets through it depends on alpha: with
+alpha = inf a level's search is a plain nearest neighbour, with a finite alpha every
+level also normalises by each key's best query, several times the work per MPI. On
+this project's 2-core CPU machine (`bench/estimates.py`, every application at its
+defaults on SIGD16 2 and 4) generation ran at 0.95 MPI/s and editing at 2.1; with
+finite alpha, retargeting at 0.26, inpainting 0.30, a collage 0.19 (its candidates'
+scores included) and an analogy 0.12. The figures below are rounded down (an analogy,
+slower still, is estimated about 1.7x short). The service refuses jobs over
+`GPNN_MAX_JOB_WORK` at submit.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
-from gpnn.core.params import CommonParams, SearchMode
+from gpnn.core.params import CommonParams, SearchMode, Task
+from gpnn.core.pyramid import common_height
 
 Shape = tuple[int, int]
 
-# MPI per second of fast mode on 2 CPU cores (see above).
-FAST_MPI_PER_S = 0.6
+# MPI per second of fast mode on 2 CPU cores (see above): alpha = inf, and finite.
+FAST_MPI_PER_S = 0.8
+FAST_NORMALIZED_MPI_PER_S = 0.2
 # Exact mode compares every query patch with every key: 2 * 3 p^2 flops a pair, at
 # 0.76 of this machine's 207 GFLOP/s sgemm rate (docs/performance.md, bench/engine.py).
 EXACT_FLOPS_PER_S = 1.5e11
 # Peak resident bytes per pixel of the largest level: fast mode 2843 MB at 1024x1024
 # (bench/scaling.py), exact mode 235 MB at 250x167 (bench/engine.py).
 BYTES_PER_PIXEL = {SearchMode.fast: 2800, SearchMode.exact: 5600}
+
+
+def input_shape(task: Task | str, shapes: Sequence[Shape]) -> Shape:
+    """The size a job's work is estimated from: its source's, or a collage's sources
+    side by side at their common height (the image it refines)."""
+    if task == Task.collage:
+        joined = common_height(shapes)
+        return joined[0][0], sum(width for _, width in joined)
+    return tuple(shapes[0][:2])
 
 
 def output_shape(params: CommonParams, source: Shape) -> Shape:
@@ -56,7 +74,8 @@ def estimate(params: CommonParams, source: Shape, samples: int = 1) -> dict[str,
         runs = samples * params.run_equivalents(series=4)
         seconds = runs * params.iterations * pairs * pair_flops / EXACT_FLOPS_PER_S
     else:
-        seconds = units / FAST_MPI_PER_S
+        rate = FAST_MPI_PER_S if params.alpha == math.inf else FAST_NORMALIZED_MPI_PER_S
+        seconds = units / rate
     memory = BYTES_PER_PIXEL[SearchMode(params.mode)] * max(output_pixels, source_pixels)
     return {
         "work_mpi": float(f"{units:.3g}"),

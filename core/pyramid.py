@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 Shape = tuple[int, int]
+
+
+def common_height(shapes: Sequence[Shape]) -> list[Shape]:
+    """Each of `shapes` scaled to the smallest height, its aspect kept (at least 1 px
+    wide): how a collage lines up its sources."""
+    height = min(shape[0] for shape in shapes)
+    return [(height, max(1, round(shape[1] * height / shape[0]))) for shape in shapes]
 
 
 def level_shape(shape: Shape, ratio: float, level: int) -> Shape:

@@ -45,6 +45,7 @@ from gpnn.core.pnn import (
 from gpnn.core.pyramid import (
     Shape,
     build_pyramid,
+    common_height,
     depth_for,
     gradual_shapes,
     level_shape,
@@ -234,11 +235,9 @@ def collage(
     if len(sources) == 0:
         raise ValueError("`sources` must hold at least one image")
     images = [as_image(s, f"sources[{i}]") for i, s in enumerate(sources)]
-    height = min(image.shape[0] for image in images)
-    images = [
-        resize(image, (height, max(1, round(image.shape[1] * height / image.shape[0]))))
-        for image in images
-    ]
+    shapes = common_height([image.shape[:2] for image in images])
+    images = [resize(image, shape) for image, shape in zip(images, shapes, strict=True)]
+    height = shapes[0][0]
     joined = np.concatenate(images, axis=1)
     target = (params.height or joined.shape[0], params.width or joined.shape[1])
     extent = min(height, *target)

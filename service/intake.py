@@ -13,7 +13,7 @@ from fastapi import UploadFile
 
 from gpnn.config import Settings
 from gpnn.core import decode_image, decode_mask
-from gpnn.core.cost import FAST_MPI_PER_S, estimate, work
+from gpnn.core.cost import estimate, input_shape, work
 from gpnn.core.params import CommonParams, Task, check_samples, params_for
 from gpnn.service.errors import InvalidRequest, TooLarge
 from gpnn.worker.imagecheck import check_image
@@ -118,14 +118,14 @@ def check_work(
     params: CommonParams, source: tuple[int, int], samples: int, settings: Settings, name: str
 ) -> dict[str, Any]:
     """The job's estimate (`gpnn.core.cost`); 413 when its work is over `max_job_work`."""
-    units = work(params, source, samples)
+    units, expected = work(params, source, samples), estimate(params, source, samples)
     if units > settings.max_job_work:
         raise TooLarge(
             f"`{name}`: the job is estimated at {units:.0f} megapixel-iterations (about "
-            f"{units / FAST_MPI_PER_S:.0f} s of CPU), over the limit of "
+            f"{expected['seconds']:.0f} s of CPU), over the limit of "
             f"{settings.max_job_work:g}; use fewer samples or iterations, or a smaller image"
         )
-    return estimate(params, source, samples)
+    return expected
 
 
 def uploads_for_task(
@@ -152,7 +152,7 @@ def uploads_for_task(
                 raise InvalidRequest("`sources`: at least one image is needed")
             datas = [read_upload(u, settings, f"sources[{i}]") for i, u in enumerate(value)]
             arrays = [check_image_bytes(d, settings, f"sources[{i}]") for i, d in enumerate(datas)]
-            shapes[name] = arrays[0].shape[:2]
+            shapes[name] = input_shape(task, [array.shape[:2] for array in arrays])
             result[name] = datas
             continue
         data = read_upload(value, settings, name)

@@ -29,3 +29,12 @@ def test_a_collage_costs_its_candidates_up_to_their_comparison_and_one_run_after
             assert estimate[key] == pytest.approx(expected, rel=0.03), key
     still = params_for("collage", candidates=4, noise_rounds=0, mode=mode)
     assert cost.estimate(still, shape) == one  # without noise, one run
+
+
+def test_fast_mode_with_a_finite_alpha_is_estimated_slower_per_megapixel():
+    """A finite alpha adds the normalisation pass to every level (bench/estimates.py)."""
+    shape = (120, 240)
+    plain = cost.estimate(params_for("generate", alpha=float("inf")), shape)
+    normalized = cost.estimate(params_for("generate", alpha=5e-3), shape)
+    assert normalized["work_mpi"] == plain["work_mpi"]
+    assert normalized["seconds"] > 2 * plain["seconds"]

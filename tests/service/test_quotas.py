@@ -104,3 +104,28 @@ def test_unfinished_jobs_per_owner_are_bounded(make_client, settings, finish):
         for job in jobs:
             client.post(f"/v1/jobs/{job['id']}/cancel")
     assert submit(client, "generate", SOURCE).status_code == 202
+
+
+def test_a_collages_work_counts_all_its_sources(make_client, settings):
+    """A collage refines its sources side by side: many sources, each within the limit,
+    are refused when together they are over it, and the estimate says so."""
+    from gpnn.core import params_for
+    from gpnn.core.cost import work
+
+    params = params_for("collage", **CHEAP)
+    limit = 2.5 * work(params, (48, 64))  # two 48 x 64 sources side by side fit, four don't
+    client = make_client(derive(settings, max_job_work=limit))
+
+    def sources(count):
+        return [
+            ("sources", (f"{i}.png", png(synthetic(48, 64, seed=i)), "image/png"))
+            for i in range(count)
+        ]
+
+    accepted = submit(client, "collage", sources(2))
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json()["estimate"]["work_mpi"] == pytest.approx(
+        work(params, (48, 128)), rel=0.01
+    )
+    refused = submit(client, "collage", sources(4))
+    assert refused.status_code == 413 and "megapixel-iterations" in refused.json()["detail"]
