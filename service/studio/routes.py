@@ -16,10 +16,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PositiveInt
 
 from gpnn.core import TASK_INPUTS
-from gpnn.core.cost import estimate, output_shape, work
+from gpnn.core.cost import estimate, input_shape, output_shape, work
 from gpnn.core.params import PARAMS_BY_TASK, Task
 from gpnn.core.pyramid import depth_for, level_shape
 from gpnn.service.deps import KEY_COOKIE, SettingsDep
@@ -90,6 +90,9 @@ class PlanRequest(BaseModel):
     height: int = Field(ge=1, description="Source height in pixels.")
     width: int = Field(ge=1, description="Source width in pixels.")
     hole: tuple[int, int] | None = Field(None, description="Inpaint: the hole's extent (h, w).")
+    sizes: list[tuple[PositiveInt, PositiveInt]] | None = Field(
+        None, min_length=1, description="Collage: every source's (h, w), the first's first."
+    )
 
 
 def _auto_depth(params, task: Task, shape: tuple[int, int], hole) -> int:
@@ -111,7 +114,8 @@ def plan(settings: SettingsDep, request: Annotated[PlanRequest, Body()]) -> dict
     """The pyramid, estimate and limits of a job on an image of this size (422 with the
     API's own message when the parameters are invalid)."""
     (params,) = parse_params(request.task, json.dumps(request.params), None, settings.default_mode)
-    shape = (request.height, request.width)
+    images = request.sizes or [(request.height, request.width)]
+    shape = input_shape(request.task, images)
     depth = (
         params.depth
         if params.depth is not None
@@ -119,7 +123,7 @@ def plan(settings: SettingsDep, request: Annotated[PlanRequest, Body()]) -> dict
     )
     coarsest = level_shape(shape, params.ratio, depth)
     problems = []
-    if max(shape) > settings.max_side or shape[0] * shape[1] > settings.max_pixels:
+    if any(max(i) > settings.max_side or i[0] * i[1] > settings.max_pixels for i in images):
         problems.append(
             f"the image is over the limits ({settings.max_side} px a side, "
             f"{settings.max_pixels} pixels)"

@@ -210,6 +210,32 @@ def test_plan_depth_is_the_engines(client, task):
     assert plan["levels"] == seen[0]
 
 
+def test_a_collages_plan_is_of_its_sources_side_by_side(client):
+    """The page sends every source's size; the plan's levels and output are the
+    engine's, and its estimate the one the API gives the job."""
+    import numpy as np
+
+    from gpnn.core import params_for, run_task
+
+    images = [synthetic(60, 90), synthetic(40, 80, seed=1)]
+    values = {"patch_size": 5, "iterations": 1, "coarsest_iterations": 1}
+    seen = []
+    [output] = run_task(
+        params_for("collage", **values),
+        {"sources": [i.astype(np.float32) / 255 for i in images]},
+        progress=lambda p: seen.append(p.levels),
+    )
+    sizes = [list(i.shape[:2]) for i in images]
+    plan = client.post(
+        "/studio/plan",
+        json={"task": "collage", "params": values, "height": 60, "width": 90, "sizes": sizes},
+    ).json()
+    assert plan["levels"] == seen[0] and tuple(plan["output"]) == output.shape[:2]
+    sources = [("sources", (f"{n}.png", png(i), "image/png")) for n, i in enumerate(images)]
+    job = submit(client, "collage", sources, values).json()
+    assert plan["estimate"]["work_mpi"] == job["estimate"]["work_mpi"]
+
+
 def test_cookie_key_reads_but_never_writes(make_client, settings):
     client = make_client(derive(settings, api_keys="alice-key"))
     job = submit(client, "generate", files(), headers=ALICE).json()

@@ -202,6 +202,20 @@ def test_each_application_shows_its_own_hint(browser, service):
     assert "seam" in hint
 
 
+def test_a_collages_plan_is_of_all_its_sources(browser, service, picture, folder):
+    """The plan of a collage is the engine's: its sources side by side at the smallest
+    height (64 x 48 and 80 x 40 make 53 + 80 columns, 40 rows)."""
+    from selenium.webdriver.support.ui import Select
+
+    other = folder / "wide.png"
+    other.write_bytes(png(synthetic(40, 80, seed=3)))
+    browser.get(service + "/")
+    use_key(browser, ALICE)
+    Select(by_css(browser, "#task")[0]).select_by_value("collage")
+    by_css(browser, "#sources")[0].send_keys(f"{picture}\n{other}")
+    wait_until(lambda: "output 133 x 40" in by_css(browser, "#plan")[0].text, 10, "the plan")
+
+
 def test_inpaint_with_a_painted_mask(browser, service, picture, folder):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import Select

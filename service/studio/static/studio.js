@@ -3,7 +3,7 @@
 const CONFIG = JSON.parse(document.getElementById("config").textContent);
 const $ = (id) => document.getElementById(id);
 const TERMINAL = ["succeeded", "failed", "canceled"];
-const state = { files: {}, size: null, hole: null, job: null, events: null, list: "jobs", next: null };
+const state = { files: {}, size: null, sizes: null, hole: null, job: null, events: null, list: "jobs", next: null };
 
 // --- API key and calls --------------------------------------------------------------------
 
@@ -209,13 +209,25 @@ $("source").addEventListener("change", (e) => e.target.files[0] && setSource(e.t
 for (const name of ["structure", "edited"]) {
   $(name).addEventListener("change", (e) => { state.files[name] = e.target.files[0]; });
 }
-$("sources").addEventListener("change", (e) => {
-  state.files.sources = [...e.target.files];
-  const first = state.files.sources[0];
-  if (first) {
+// A collage's plan needs every source's size: it refines them side by side.
+function imageSize(file) {
+  return new Promise((resolve, reject) => {
     const image = new Image();
-    image.onload = () => { state.size = [image.naturalHeight, image.naturalWidth]; planJob(); };
-    image.src = URL.createObjectURL(first);
+    image.onload = () => resolve([image.naturalHeight, image.naturalWidth]);
+    image.onerror = () => reject(new Error(`\`sources\`: ${file.name} is not an image this browser can read`));
+    image.src = URL.createObjectURL(file);
+  });
+}
+$("sources").addEventListener("change", async (e) => {
+  state.files.sources = [...e.target.files];
+  if (!state.files.sources.length) return;
+  try {
+    state.sizes = await Promise.all(state.files.sources.map(imageSize));
+    state.size = state.sizes[0];
+    planJob();
+  } catch (error) {
+    state.size = state.sizes = null;
+    show("form-error", error.message);
   }
 });
 const drop = $("drop");
@@ -293,7 +305,8 @@ function planJob() {
     const hole = state.hole ? [Math.round(state.hole[2] - state.hole[0]), Math.round(state.hole[3] - state.hole[1])] : null;
     $("source-info").textContent = `${width} x ${height} px (${(width * height / 1e6).toFixed(3)} MP)`;
     try {
-      const body = { task: $("task").value, params: collectParams(), samples: Number($("samples").value) || 1, height, width, hole };
+      const sizes = taskInputs().includes("sources") ? state.sizes : null;
+      const body = { task: $("task").value, params: collectParams(), samples: Number($("samples").value) || 1, height, width, hole, sizes };
       const plan = await (await api("/studio/plan", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })).json();
       $("plan").textContent = `pyramid: ${plan.levels} levels (depth ${plan.depth}, coarsest ${plan.coarsest[1]} x ${plan.coarsest[0]}), output ${plan.output[1]} x ${plan.output[0]}; about ${plan.estimate.seconds} s and ${plan.estimate.memory_mb} MB (${plan.estimate.mode} mode)` + (plan.problems.length ? ". Problem: " + plan.problems.join("; ") : "");
       show("form-error", "");
