@@ -114,8 +114,8 @@ def plan(settings: SettingsDep, request: Annotated[PlanRequest, Body()]) -> dict
     """The pyramid, estimate and limits of a job on an image of this size (422 with the
     API's own message when the parameters are invalid)."""
     (params,) = parse_params(request.task, json.dumps(request.params), None, settings.default_mode)
-    images = request.sizes or [(request.height, request.width)]
-    shape = input_shape(request.task, images)
+    sizes = request.sizes or [(request.height, request.width)]
+    shape = input_shape(request.task, sizes)
     depth = (
         params.depth
         if params.depth is not None
@@ -123,7 +123,7 @@ def plan(settings: SettingsDep, request: Annotated[PlanRequest, Body()]) -> dict
     )
     coarsest = level_shape(shape, params.ratio, depth)
     problems = []
-    if any(max(i) > settings.max_side or i[0] * i[1] > settings.max_pixels for i in images):
+    if any(max(s) > settings.max_side or s[0] * s[1] > settings.max_pixels for s in sizes):
         problems.append(
             f"the image is over the limits ({settings.max_side} px a side, "
             f"{settings.max_pixels} pixels)"
