@@ -19,7 +19,7 @@ import time
 import numpy as np
 from engine import DATASET
 
-from gpnn.core import cost, params_for, tasks
+from gpnn.core import TASK_INPUTS, cost, params_for, tasks
 from gpnn.core.imageio import read_image
 
 
@@ -56,7 +56,11 @@ def main(argv: list[str] | None = None) -> None:
     for task, positional in inputs(first, second).items():
         options = overrides.get(task, {})
         params = params_for(task, **options)
-        shapes = [a.shape[:2] for a in (positional[0] if task == "collage" else positional[:1])]
+        names = TASK_INPUTS[task]
+        shapes = {
+            name: [i.shape[:2] for i in (value if isinstance(value, list) else [value])]
+            for name, value in zip(names, positional, strict=True)
+        }
         estimate = cost.estimate(params, cost.input_shape(task, shapes))
         start = time.perf_counter()
         getattr(tasks, task)(*positional, **options)

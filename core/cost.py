@@ -2,23 +2,24 @@
 
 The engine's work grows with the pixels it refines times the iterations per level,
 summed over the pyramid (a geometric series in ``ratio**2``), times the runs: the
-samples, each one run (a collage's, `candidates` up to where they are compared).
+samples, each one run (a collage's, `candidates` up to where they are compared; an
+analogy's, two with its refinement pass).
 `work` counts that in megapixel-iterations (MPI). A SIGD16 image (250x170, one
 sample) is about 1 MPI. How fast fast mode gets through it depends on alpha: with
 alpha = inf a level's search is a plain nearest neighbour, with a finite alpha every
 level also normalises by each key's best query, several times the work per MPI. On
 this project's 2-core CPU machine (`bench/estimates.py`, every application at its
-defaults on SIGD16 2 and 4) generation ran at 0.95 MPI/s and editing at 2.1; with
-finite alpha, retargeting at 0.26, inpainting 0.30, a collage 0.19 (its candidates'
-scores included) and an analogy 0.12. The figures below are rounded down (an analogy,
-slower still, is estimated about 1.7x short). The service refuses jobs over
-`GPNN_MAX_JOB_WORK` at submit.
+defaults on SIGD16 2 and 4) generation ran at 0.9-1.0 MPI/s and editing at 2.1; with
+finite alpha, retargeting at 0.21-0.26, inpainting 0.30, a collage 0.18-0.21 (its
+candidates' scores included) and an analogy 0.20 (its refinement pass counted). The
+figures below are rounded down, so that estimates err long. The service refuses jobs
+over `GPNN_MAX_JOB_WORK` at submit.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gpnn.core.params import CommonParams, SearchMode, Task
@@ -37,13 +38,16 @@ EXACT_FLOPS_PER_S = 1.5e11
 BYTES_PER_PIXEL = {SearchMode.fast: 2800, SearchMode.exact: 5600}
 
 
-def input_shape(task: Task | str, shapes: Sequence[Shape]) -> Shape:
-    """The size a job's work is estimated from: its source's, or a collage's sources
-    side by side at their common height (the image it refines)."""
+def input_shape(task: Task | str, shapes: Mapping[str, Sequence[Shape]]) -> Shape:
+    """The size a job's work is estimated from, given each input's shapes by name (a
+    collage's `sources` several): the image the engine refines. A collage's sources
+    side by side at their common height, an analogy's structure (the output has its
+    size), else the source."""
     if task == Task.collage:
-        joined = common_height(shapes)
+        joined = common_height(shapes["sources"])
         return joined[0][0], sum(width for _, width in joined)
-    return tuple(shapes[0][:2])
+    first = shapes["structure" if task == Task.analogy else "source"][0]
+    return int(first[0]), int(first[1])
 
 
 def output_shape(params: CommonParams, source: Shape) -> Shape:

@@ -157,7 +157,8 @@ class CommonParams(BaseModel):
 
     @property
     def runs_per_sample(self) -> int:
-        """Engine runs started for each sample (a collage tries `candidates` seeds)."""
+        """Engine runs started for each sample (a collage tries `candidates` seeds, an
+        analogy's refinement runs the pyramid twice)."""
         return 1
 
     @property
@@ -252,6 +253,10 @@ class AnalogyParams(CommonParams):
         "each query patch, against the source's grey in each key. 0 steers only the start "
         "(the paper's recipe); higher follows B more closely, at some cost in coherence.",
     )
+
+    @property
+    def runs_per_sample(self) -> int:
+        return 2 if self.refine else 1  # the refinement runs the pyramid again
 
 
 class InpaintParams(CommonParams):

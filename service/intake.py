@@ -152,17 +152,17 @@ def uploads_for_task(
                 raise InvalidRequest("`sources`: at least one image is needed")
             datas = [read_upload(u, settings, f"sources[{i}]") for i, u in enumerate(value)]
             arrays = [check_image_bytes(d, settings, f"sources[{i}]") for i, d in enumerate(datas)]
-            shapes[name] = input_shape(task, [array.shape[:2] for array in arrays])
+            shapes[name] = [array.shape[:2] for array in arrays]
             result[name] = datas
             continue
         data = read_upload(value, settings, name)
         array = check_image_bytes(data, settings, name, mask=name == "mask")
-        shapes[name] = array.shape[:2]
+        shapes[name] = [array.shape[:2]]
         result[name] = data
     if "mask" in shapes and shapes["mask"] != shapes["source"]:
         raise InvalidRequest(
-            f"`mask`: its size {shapes['mask'][::-1]} differs from the source's "
-            f"{shapes['source'][::-1]}"
+            f"`mask`: its size {shapes['mask'][0][::-1]} differs from the source's "
+            f"{shapes['source'][0][::-1]}"
         )
     source = "source" if "source" in shapes else "sources"
-    return result, check_work(params, shapes[source], samples, settings, source)
+    return result, check_work(params, input_shape(task, shapes), samples, settings, source)

@@ -90,8 +90,10 @@ class PlanRequest(BaseModel):
     height: int = Field(ge=1, description="Source height in pixels.")
     width: int = Field(ge=1, description="Source width in pixels.")
     hole: tuple[int, int] | None = Field(None, description="Inpaint: the hole's extent (h, w).")
-    sizes: list[tuple[PositiveInt, PositiveInt]] | None = Field(
-        None, min_length=1, description="Collage: every source's (h, w), the first's first."
+    sizes: dict[str, list[tuple[PositiveInt, PositiveInt]]] = Field(
+        default_factory=dict,
+        description="Other inputs' (h, w) by name, as `gpnn.core.cost.input_shape` takes "
+        "them: a collage's `sources` (each), an analogy's `structure`.",
     )
 
 
@@ -114,7 +116,7 @@ def plan(settings: SettingsDep, request: Annotated[PlanRequest, Body()]) -> dict
     """The pyramid, estimate and limits of a job on an image of this size (422 with the
     API's own message when the parameters are invalid)."""
     (params,) = parse_params(request.task, json.dumps(request.params), None, settings.default_mode)
-    sizes = request.sizes or [(request.height, request.width)]
+    sizes = {"source": [(request.height, request.width)], **request.sizes}
     shape = input_shape(request.task, sizes)
     depth = (
         params.depth
@@ -123,7 +125,8 @@ def plan(settings: SettingsDep, request: Annotated[PlanRequest, Body()]) -> dict
     )
     coarsest = level_shape(shape, params.ratio, depth)
     problems = []
-    if any(max(s) > settings.max_side or s[0] * s[1] > settings.max_pixels for s in sizes):
+    every = [size for shapes in sizes.values() for size in shapes]
+    if any(max(s) > settings.max_side or s[0] * s[1] > settings.max_pixels for s in every):
         problems.append(
             f"the image is over the limits ({settings.max_side} px a side, "
             f"{settings.max_pixels} pixels)"

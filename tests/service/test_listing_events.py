@@ -225,7 +225,7 @@ def test_a_collages_plan_is_of_its_sources_side_by_side(client):
         {"sources": [i.astype(np.float32) / 255 for i in images]},
         progress=lambda p: seen.append(p.levels),
     )
-    sizes = [list(i.shape[:2]) for i in images]
+    sizes = {"sources": [list(i.shape[:2]) for i in images]}
     plan = client.post(
         "/studio/plan",
         json={"task": "collage", "params": values, "height": 60, "width": 90, "sizes": sizes},

@@ -129,3 +129,23 @@ def test_a_collages_work_counts_all_its_sources(make_client, settings):
     )
     refused = submit(client, "collage", sources(4))
     assert refused.status_code == 413 and "megapixel-iterations" in refused.json()["detail"]
+
+
+def test_an_analogys_work_is_of_its_structure_and_both_passes(make_client, settings):
+    """The output has the structure's size and the refinement runs the pyramid again: a
+    small source cannot carry a large structure past the limit."""
+    from gpnn.core import params_for
+    from gpnn.core.cost import work
+
+    once = params_for("analogy", **CHEAP, refine=False)
+    limit = 1.5 * work(once, (48, 64))  # one pass at the structure's size fits, two don't
+    client = make_client(derive(settings, max_job_work=limit))
+    files = [
+        ("source", ("a.png", png(synthetic(24, 32)), "image/png")),
+        ("structure", ("b.png", png(synthetic(48, 64, seed=1)), "image/png")),
+    ]
+    refused = submit(client, "analogy", files)
+    assert refused.status_code == 413 and "megapixel-iterations" in refused.json()["detail"]
+    accepted = submit(client, "analogy", files, {"refine": False})
+    assert accepted.status_code == 202, accepted.text
+    assert accepted.json()["estimate"]["work_mpi"] == pytest.approx(work(once, (48, 64)), rel=0.01)

@@ -3,7 +3,7 @@
 const CONFIG = JSON.parse(document.getElementById("config").textContent);
 const $ = (id) => document.getElementById(id);
 const TERMINAL = ["succeeded", "failed", "canceled"];
-const state = { files: {}, size: null, sizes: null, hole: null, job: null, events: null, list: "jobs", next: null };
+const state = { files: {}, size: null, sizes: {}, hole: null, job: null, events: null, list: "jobs", next: null };
 
 // --- API key and calls --------------------------------------------------------------------
 
@@ -206,29 +206,35 @@ function setSource(file) {
 }
 
 $("source").addEventListener("change", (e) => e.target.files[0] && setSource(e.target.files[0]));
-for (const name of ["structure", "edited"]) {
-  $(name).addEventListener("change", (e) => { state.files[name] = e.target.files[0]; });
-}
-// A collage's plan needs every source's size: it refines them side by side.
+// The plan needs the sizes of the images the engine refines besides the source: a
+// collage's sources (side by side) and an analogy's structure (the output's size).
 function imageSize(file) {
   return new Promise((resolve, reject) => {
     const image = new Image();
     image.onload = () => resolve([image.naturalHeight, image.naturalWidth]);
-    image.onerror = () => reject(new Error(`\`sources\`: ${file.name} is not an image this browser can read`));
+    image.onerror = () => reject(new Error(`${file.name} is not an image this browser can read`));
     image.src = URL.createObjectURL(file);
   });
 }
+async function measure(name, files) {
+  try {
+    state.sizes[name] = await Promise.all(files.map(imageSize));
+    planJob();
+  } catch (error) {
+    delete state.sizes[name];
+    show("form-error", `\`${name}\`: ${error.message}`);
+  }
+}
+$("structure").addEventListener("change", (e) => {
+  state.files.structure = e.target.files[0];
+  if (state.files.structure) measure("structure", [state.files.structure]);
+});
+$("edited").addEventListener("change", (e) => { state.files.edited = e.target.files[0]; });
 $("sources").addEventListener("change", async (e) => {
   state.files.sources = [...e.target.files];
   if (!state.files.sources.length) return;
-  try {
-    state.sizes = await Promise.all(state.files.sources.map(imageSize));
-    state.size = state.sizes[0];
-    planJob();
-  } catch (error) {
-    state.size = state.sizes = null;
-    show("form-error", error.message);
-  }
+  await measure("sources", state.files.sources);
+  if (state.sizes.sources) { state.size = state.sizes.sources[0]; planJob(); }
 });
 const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
@@ -305,7 +311,7 @@ function planJob() {
     const hole = state.hole ? [Math.round(state.hole[2] - state.hole[0]), Math.round(state.hole[3] - state.hole[1])] : null;
     $("source-info").textContent = `${width} x ${height} px (${(width * height / 1e6).toFixed(3)} MP)`;
     try {
-      const sizes = taskInputs().includes("sources") ? state.sizes : null;
+      const sizes = Object.fromEntries(Object.entries(state.sizes).filter(([name]) => taskInputs().includes(name)));
       const body = { task: $("task").value, params: collectParams(), samples: Number($("samples").value) || 1, height, width, hole, sizes };
       const plan = await (await api("/studio/plan", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) })).json();
       $("plan").textContent = `pyramid: ${plan.levels} levels (depth ${plan.depth}, coarsest ${plan.coarsest[1]} x ${plan.coarsest[0]}), output ${plan.output[1]} x ${plan.output[0]}; about ${plan.estimate.seconds} s and ${plan.estimate.memory_mb} MB (${plan.estimate.mode} mode)` + (plan.problems.length ? ". Problem: " + plan.problems.join("; ") : "");
