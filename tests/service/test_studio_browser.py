@@ -216,6 +216,20 @@ def test_a_collages_plan_is_of_all_its_sources(browser, service, picture, folder
     wait_until(lambda: "output 133 x 40" in by_css(browser, "#plan")[0].text, 10, "the plan")
 
 
+def test_an_analogys_plan_is_of_its_structure(browser, service, picture, folder):
+    """An analogy's output has its structure's size, which the plan shows."""
+    from selenium.webdriver.support.ui import Select
+
+    structure = folder / "layout.png"
+    structure.write_bytes(png(synthetic(40, 80, seed=4)))
+    browser.get(service + "/")
+    use_key(browser, ALICE)
+    Select(by_css(browser, "#task")[0]).select_by_value("analogy")
+    by_css(browser, "#source")[0].send_keys(str(picture))
+    by_css(browser, "#structure")[0].send_keys(str(structure))
+    wait_until(lambda: "output 80 x 40" in by_css(browser, "#plan")[0].text, 10, "the plan")
+
+
 def test_inpaint_with_a_painted_mask(browser, service, picture, folder):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import Select
