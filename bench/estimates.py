@@ -56,12 +56,8 @@ def main(argv: list[str] | None = None) -> None:
     for task, positional in inputs(first, second).items():
         options = overrides.get(task, {})
         params = params_for(task, **options)
-        names = TASK_INPUTS[task]
-        shapes = {
-            name: [i.shape[:2] for i in (value if isinstance(value, list) else [value])]
-            for name, value in zip(names, positional, strict=True)
-        }
-        estimate = cost.estimate(params, cost.input_shape(task, shapes))
+        named = dict(zip(TASK_INPUTS[task], positional, strict=True))
+        estimate = cost.estimate(params, cost.input_shape(task, cost.shapes_of(named)))
         start = time.perf_counter()
         getattr(tasks, task)(*positional, **options)
         took = time.perf_counter() - start

@@ -157,11 +157,7 @@ def _make_command(task: Task):
         except ValueError as error:
             fail(str(error))
         first = paths.get("source") or paths["sources"][0]
-        shapes = {
-            name: [i.shape[:2] for i in (value if isinstance(value, list) else [value])]
-            for name, value in inputs.items()
-        }
-        shape = cost.input_shape(task, shapes)
+        shape = cost.input_shape(task, cost.shapes_of(inputs))
         estimate = cost.estimate(params, shape, samples)
         limit = get_settings().max_job_work
         if estimate["work_mpi"] > limit:

@@ -50,6 +50,14 @@ def input_shape(task: Task | str, shapes: Mapping[str, Sequence[Shape]]) -> Shap
     return int(first[0]), int(first[1])
 
 
+def shapes_of(inputs: Mapping[str, Any]) -> dict[str, list[Shape]]:
+    """Each input's (h, w) by name, for `input_shape`, from its image or list of them."""
+    return {
+        name: [image.shape[:2] for image in (value if isinstance(value, list) else [value])]
+        for name, value in inputs.items()
+    }
+
+
 def output_shape(params: CommonParams, source: Shape) -> Shape:
     """The output size: the requested one (retarget, collage) or the source's."""
     height = getattr(params, "height", None) or source[0]
