@@ -3,8 +3,10 @@ the one way a command reports failure (a `gpnn: error: ...` line and exit code 2
 
 from __future__ import annotations
 
+import os
 import sys
 from importlib.metadata import version
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -25,6 +27,21 @@ def fail(message: str) -> NoReturn:
     """End the command with one `gpnn: error:` line on stderr and exit code 2."""
     typer.echo(f"gpnn: error: {message}", err=True)
     raise typer.Exit(code=2)
+
+
+def output_folder(path: Path) -> Path:
+    """`--out` made ready before any work (created if missing): a file there, a folder
+    that cannot be made or written, is one error line instead of a traceback after the
+    first sample."""
+    if path.exists() and not path.is_dir():
+        fail(f"`--out` {path} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        fail(f"`--out` {path}: cannot make the folder ({error.strerror or error})")
+    if not os.access(path, os.W_OK | os.X_OK):
+        fail(f"`--out` {path}: the folder is not writable")
+    return path
 
 
 def parse_device(value: str | None, *, mode: str | None = None) -> str | None:

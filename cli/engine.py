@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from pydantic.fields import FieldInfo
 
-from gpnn.cli.app import app, fail, parse_device
+from gpnn.cli.app import app, fail, output_folder, parse_device
 from gpnn.cli.progress import ProgressBar
 from gpnn.config import get_settings
 from gpnn.core import (
@@ -88,6 +88,8 @@ def param_options(task: Task) -> list[inspect.Parameter]:
         if name == "task":
             continue
         option = "--" + name.replace("_", "-")
+        if field.annotation is bool:  # a flag can be on by default: --x/--no-x
+            option = f"{option}/--no-{option[2:]}"
         annotation = Annotated[
             _cli_type(field), typer.Option(option, help=field.description or "", show_default=True)
         ]
@@ -166,6 +168,7 @@ def _make_command(task: Task):
                 f"{cost.describe(estimate)}, over the limit of {limit:g} "
                 "(GPNN_MAX_JOB_WORK); use fewer samples or iterations, or a smaller image"
             )
+        output_folder(out)
         bar = ProgressBar(samples, params.ratio)
         bar.write(f"gpnn {task.value}: {samples} sample(s), {cost.describe(estimate)}")
         written: list[str] = []
@@ -175,11 +178,10 @@ def _make_command(task: Task):
             bar(event)
             if event.level == event.levels - 1 and event.image is not None:
                 target = out / f"{Path(first).stem}-{task.value}-{params.seed + event.sample}.png"
-                out.mkdir(parents=True, exist_ok=True)
                 write_image(target, event.image)
                 written.append(str(target))
                 if not as_json:
-                    typer.echo(str(target))
+                    bar.print(str(target))
 
         started = time.perf_counter()
         try:

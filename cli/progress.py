@@ -50,6 +50,11 @@ class ProgressBar:
     def close(self) -> None:
         self.bar.close()
 
+    def print(self, text: str) -> None:
+        """A line of the command's output (stdout), on a line of its own: the bar is
+        cleared first and drawn again under it (on a terminal both share the screen)."""
+        tqdm.write(text, file=sys.stdout)
+
     def write(self, text: str) -> None:
         """A line above the bar; nothing when there is no bar (output piped)."""
         if not self.bar.disable:

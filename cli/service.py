@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from gpnn.cli.app import app, fail, parse_device
+from gpnn.cli.app import app, fail, output_folder, parse_device
+from gpnn.config import configure_logging
 
 
 def _settings(**overrides):
@@ -49,8 +50,8 @@ def serve(
     """
     from gpnn.service.embedded import serve as run
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = _settings(host=host, port=port, workers=workers, device=parse_device(device))
+    configure_logging(settings)
     if device is not None and settings.redis_url:
         fail(
             "`--device` chooses the embedded workers' device; with REDIS_URL set, "
@@ -96,7 +97,7 @@ def worker(
         health = read_health(Path(settings.worker_health_file))
         typer.echo(json.dumps(health))
         raise typer.Exit(0 if health["healthy"] else 1)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    configure_logging(settings)
     if not settings.redis_url:
         fail("`gpnn worker` needs REDIS_URL (the Redis the API uses)")
     try:
@@ -142,7 +143,9 @@ def demo(
     if not source.is_file():
         fail(f"`{source}` is not a file")
     say = (lambda _line: None) if as_json else typer.echo
-    settings = _settings(device=parse_device(device))
+    # Only warnings from the service, so that the REST calls below stand out.
+    settings = _settings(device=parse_device(device), log_level="WARNING")
+    output_folder(out)
     started = time.monotonic()
     written = []
 
@@ -157,12 +160,9 @@ def demo(
     try:
         with run_embedded(settings, workers=1) as base_url, Client(base_url) as api:
             say(f"service up at {base_url} (store {settings.store_url})")
-            say(f"studio: {base_url}/")
-            say(f"studio: {base_url}/")
             job = api.submit("generate", {"source": source}, params={"mode": mode}, samples=samples)
             say(f"POST /v1/jobs -> 202, job {job['id']} {job['status']}")
             job = api.wait(job, on_read=show_progress)
-            out.mkdir(parents=True, exist_ok=True)
             for n, data in enumerate(api.outputs(job)):
                 target = out / f"{source.stem}-generate-{job['params']['seed'] + n}.png"
                 target.write_bytes(data)
@@ -171,6 +171,9 @@ def demo(
     except (FileNotFoundError, ConnectionError, RuntimeError, ValueError) as error:
         fail(str(error))
     say(f"done in {time.monotonic() - started:.1f} s; the service has stopped")
+    say(
+        f"`gpnn serve` keeps it running, with the studio at http://{settings.host}:{settings.port}/"
+    )
     if as_json:
         typer.echo(json.dumps({"job": job, "outputs": written}))
 

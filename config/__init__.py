@@ -1,5 +1,5 @@
 """gpnn.config: the service's settings (environment variables, pydantic-settings)."""
 
-from gpnn.config.settings import Settings, get_settings
+from gpnn.config.settings import Settings, configure_logging, get_settings
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "configure_logging", "get_settings"]

@@ -9,8 +9,9 @@ The table in `docs/architecture.md` lists them.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -77,6 +78,11 @@ class Settings(BaseSettings):
         "cpu",
         description="Engine device of the workers: cpu, cuda, cuda:N (GPU number N) or auto "
         "(`--device` of `gpnn worker`, `gpnn serve` and `gpnn demo`).",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO",
+        description="What the API and the workers log (`gpnn demo` shows WARNING and above, "
+        "so that the REST calls it prints stand out).",
     )
     default_mode: SearchMode = Field(
         CommonParams.model_fields["mode"].default,
@@ -235,3 +241,8 @@ def settings_table() -> str:
             default = str(getattr(field.default, "value", field.default))
         rows.append(f"| {variable} | `{default}` | {field.description} |")
     return "\n".join(rows) + "\n"
+
+
+def configure_logging(settings: Settings) -> None:
+    """The log lines of one process of the service (API, worker, supervisor)."""
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(name)s %(message)s")

@@ -1,18 +1,18 @@
 """`python -m gpnn.worker [jobs|webhooks]`: one RQ worker configured from the environment."""
 
-import logging
 import sys
 
 from redis.exceptions import RedisError
 
-from gpnn.config import get_settings
+from gpnn.config import configure_logging, get_settings
 from gpnn.worker.runner import Role, run_worker
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    settings = get_settings()
+    configure_logging(settings)
     role = Role(sys.argv[1]) if len(sys.argv) > 1 else Role.jobs
     try:
-        run_worker(get_settings(), role=role)
+        run_worker(settings, role=role)
     except ValueError as error:
         print(f"gpnn worker: {error}", file=sys.stderr)
         sys.exit(2)

@@ -246,7 +246,7 @@ def run_worker(settings: Settings, *, role: Role = Role.jobs, burst: bool = Fals
     connection = Redis.from_url(settings.redis_url)
     wait_for_redis_forever(connection)
     worker = make_worker(settings, connection, role=role)
-    return worker.work(burst=burst, logging_level="INFO", with_scheduler=False)
+    return worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=False)
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")

@@ -1,6 +1,7 @@
 """The `gpnn` command as a user meets it: one error line, the option as typed, samples
 kept as they finish, an estimate, --version and --json."""
 
+import io
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from gpnn.cli.progress import sample_fraction
+from gpnn.cli.progress import ProgressBar, sample_fraction
 from gpnn.core import Progress, collage, generate
 
 from .conftest import run
@@ -145,3 +146,46 @@ def test_several_samples_without_noise_name_the_option_that_adds_it(capsys, imag
     [line] = err.strip().splitlines()
     assert code == 2 and "all 3 samples would be the same image" in line
     assert "set `--sigma` above 0" in line
+
+
+@pytest.mark.parametrize("command", ["generate", "eval-dataset", "demo"])
+def test_an_out_that_is_a_file_is_refused_before_any_work(capsys, image_file, tmp_path, command):
+    taken = tmp_path / "taken.png"
+    taken.write_bytes(b"not a folder")
+    data = image_file if command == "generate" else image_file.parent
+    argv = (
+        [command, str(data), "-o", str(taken)] if command != "demo" else [command, "-o", str(taken)]
+    )
+    code, out, err = run(capsys, argv)
+    [line] = err.strip().splitlines()
+    assert code == 2 and out == ""
+    assert line.startswith("gpnn: error: `--out`") and "not a folder" in line
+    assert taken.read_bytes() == b"not a folder"
+
+
+def test_a_flag_on_by_default_can_be_turned_off(capsys, tmp_path, scene):
+    texture = tmp_path / "texture.png"
+    cv2.imwrite(str(texture), (scene[:, :, ::-1] * 255).astype(np.uint8))
+    argv = ["analogy", str(texture), str(texture), "--no-refine", "--depth", "1", "--json"]
+    code, out, err = run(capsys, [*argv, "-o", str(tmp_path / "o")])
+    assert code == 0, err
+    assert json.loads(out)["params"]["refine"] is False
+
+
+class _Terminal(io.StringIO):
+    """stdout and stderr of one terminal: both streams land in one screen."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_an_output_line_starts_on_its_own_line_under_the_bar(monkeypatch):
+    screen = _Terminal()
+    monkeypatch.setattr(sys, "stdout", screen)
+    monkeypatch.setattr(sys, "stderr", screen)
+    bar = ProgressBar(2, 0.75)
+    bar(Progress(0, 2, 0, 3, 0, 10))
+    bar.print("gpnn-out/scene-generate-0.png")
+    bar.close()
+    before = screen.getvalue().split("gpnn-out/scene-generate-0.png")[0]
+    assert "level 1/3" in before and before.endswith(("\r", "\n"))

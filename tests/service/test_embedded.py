@@ -127,3 +127,6 @@ def test_gpnn_demo_runs_from_the_repository_alone(tmp_path):
     assert result.returncode == 0, result.stderr
     outputs = sorted((tmp_path / "out").glob("*.png"))
     assert len(outputs) == 2 and all(p.read_bytes().startswith(b"\x89PNG") for p in outputs)
+    # What it prints is the REST calls it made: no worker's log lines among them.
+    assert "rq.worker" not in result.stdout + result.stderr
+    assert result.stdout.count("studio") == 1
