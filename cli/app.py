@@ -29,18 +29,17 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(code=2)
 
 
-def output_folder(path: Path) -> Path:
-    """`--out` made ready before any work (created if missing): a file there, a folder
-    that cannot be made or written, is one error line instead of a traceback after the
-    first sample."""
-    if path.exists() and not path.is_dir():
-        fail(f"`--out` {path} is a file, not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        fail(f"`--out` {path}: cannot make the folder ({error.strerror or error})")
-    if not os.access(path, os.W_OK | os.X_OK):
-        fail(f"`--out` {path}: the folder is not writable")
+def check_out(path: Path) -> Path:
+    """`--out` checked before any work: a file there (or in its way), or a folder that
+    cannot be written, is one error line instead of a traceback after the first
+    sample. The folder itself is made when the first file is written."""
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        fail(f"`--out` {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        fail(f"`--out` {path}: {existing} is not writable")
     return path
 
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from pydantic.fields import FieldInfo
 
-from gpnn.cli.app import app, fail, output_folder, parse_device
+from gpnn.cli.app import app, check_out, fail, parse_device
 from gpnn.cli.progress import ProgressBar
 from gpnn.config import get_settings
 from gpnn.core import (
@@ -168,7 +168,7 @@ def _make_command(task: Task):
                 f"{cost.describe(estimate)}, over the limit of {limit:g} "
                 "(GPNN_MAX_JOB_WORK); use fewer samples or iterations, or a smaller image"
             )
-        output_folder(out)
+        check_out(out)
         bar = ProgressBar(samples, params.ratio)
         bar.write(f"gpnn {task.value}: {samples} sample(s), {cost.describe(estimate)}")
         written: list[str] = []
@@ -178,6 +178,7 @@ def _make_command(task: Task):
             bar(event)
             if event.level == event.levels - 1 and event.image is not None:
                 target = out / f"{Path(first).stem}-{task.value}-{params.seed + event.sample}.png"
+                out.mkdir(parents=True, exist_ok=True)
                 write_image(target, event.image)
                 written.append(str(target))
                 if not as_json:

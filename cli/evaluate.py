@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 from tqdm import tqdm
 
-from gpnn.cli.app import app, fail, output_folder, parse_device
+from gpnn.cli.app import app, check_out, fail, parse_device
 from gpnn.cli.engine import as_options, keyword, param_options
 from gpnn.cli.progress import ProgressBar
 from gpnn.core import Task, params_for, read_image
@@ -195,7 +195,7 @@ def eval_dataset(directory: Path, **arguments: Any) -> None:
         device = parse_device(device, mode=params.mode)
     elif device != "cpu":
         fail("`--device` is for local runs; with `--server` the service's workers choose theirs")
-    output_folder(out)
+    check_out(out)
     settings = {
         **params.model_dump(mode="json", exclude={"task"}),
         "samples": samples,

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from gpnn.cli.app import app, fail, output_folder, parse_device
+from gpnn.cli.app import app, check_out, fail, parse_device
 from gpnn.config import configure_logging
 
 
@@ -145,7 +145,7 @@ def demo(
     say = (lambda _line: None) if as_json else typer.echo
     # Only warnings from the service, so that the REST calls below stand out.
     settings = _settings(device=parse_device(device), log_level="WARNING")
-    output_folder(out)
+    check_out(out)
     started = time.monotonic()
     written = []
 
@@ -163,6 +163,7 @@ def demo(
             job = api.submit("generate", {"source": source}, params={"mode": mode}, samples=samples)
             say(f"POST /v1/jobs -> 202, job {job['id']} {job['status']}")
             job = api.wait(job, on_read=show_progress)
+            out.mkdir(parents=True, exist_ok=True)
             for n, data in enumerate(api.outputs(job)):
                 target = out / f"{source.stem}-generate-{job['params']['seed'] + n}.png"
                 target.write_bytes(data)

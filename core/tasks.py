@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
+import cv2
 import numpy as np
 
 from gpnn.core.device import Device, select
@@ -79,6 +80,10 @@ LAYOUT_MAX_PATCHES = 4096
 # Colour distance (in 0..255 units, per channel) under which a pixel belongs to
 # the user's uniformly coloured region; room for JPEG ringing.
 COLOR_TOLERANCE = 12
+# Pixels around that region that belong to the hole too: JPEG blurs a painted edge
+# over 2-3 pixels (8x8 blocks, colour at half resolution) into colours between the
+# paint and the photo, which no tolerance catches and which would stay as a frame.
+COLOR_FRINGE = 3
 
 
 def generate(
@@ -232,8 +237,8 @@ def collage(
     (`gpnn.core.metrics.seam_distance`, `worst_band_distance`).
     """
     params = _resolve(Task.collage, params, overrides, samples, device)
-    if len(sources) == 0:
-        raise ValueError("`sources` must hold at least one image")
+    if len(sources) < 2:
+        raise ValueError("`sources` must hold at least two images (a collage merges them)")
     images = [as_image(s, f"sources[{i}]") for i, s in enumerate(sources)]
     shapes = common_height([image.shape[:2] for image in images])
     images = [resize(image, shape) for image, shape in zip(images, shapes, strict=True)]
@@ -264,8 +269,7 @@ def collage(
             output, scaled, **options
         )
 
-    candidates = params.runs_per_sample if len(images) > 1 else 1
-    return _sample_all(params, samples, progress, stages, guess, candidates, seam)
+    return _sample_all(params, samples, progress, stages, guess, params.runs_per_sample, seam)
 
 
 def _apart_from(junctions: Sequence[int], shape: tuple[int, int], params: Any) -> np.ndarray:
@@ -363,6 +367,8 @@ def _resolve(
 
 
 def _hole(source: np.ndarray, mask: Any, color: tuple[int, int, int] | None) -> np.ndarray:
+    if mask is not None and color is not None:
+        raise ValueError("give the hole as a `mask` or a `color`, not both")
     if mask is not None:
         hole = np.asarray(mask)
         if hole.ndim == 3:
@@ -371,7 +377,7 @@ def _hole(source: np.ndarray, mask: Any, color: tuple[int, int, int] | None) -> 
         hole = hole > 0.5 if hole.dtype != bool else hole
     elif color is not None:
         distance = np.abs(source * 255.0 - np.asarray(color, dtype=np.float32)).max(axis=2)
-        hole = distance <= COLOR_TOLERANCE
+        hole = _grow(distance <= COLOR_TOLERANCE, COLOR_FRINGE)
     else:
         raise ValueError("inpainting needs a `mask` or the `color` of the region to fill")
     if not hole.any():
@@ -379,6 +385,12 @@ def _hole(source: np.ndarray, mask: Any, color: tuple[int, int, int] | None) -> 
     if hole.all():
         raise ValueError("the hole covers the whole image: nothing is left to copy from")
     return hole
+
+
+def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """`mask` with every pixel within `pixels` of it (a disc) added."""
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    return cv2.dilate(mask.astype(np.uint8), disc).astype(bool)
 
 
 # The authors' analogy depth; an analogy goes shallower only for small objects.
@@ -513,6 +525,15 @@ def _source_levels(
                 valid.append(patches_inside(hole, patch_size))
                 key = key[valid[-1]]
             keys.append(key)
+        if holes is not None and not any(len(key) for key in keys):
+            height, width = images[0].shape[:2]
+            raise ValueError(
+                f"at the {width}x{height} pyramid level no {patch_size}x{patch_size} patch "
+                "lies wholly outside the hole, so there is nothing to copy from: the hole "
+                "(the mask, or every pixel of the `color`, wherever it is) covers too much "
+                "of the image; paint a smaller region, in a colour found nowhere else, or "
+                "give a smaller `depth`"
+            )
         values = ValuePatches.of_images(images, patch_size, valid if holes is not None else None)
         levels.append(
             SourceLevel(

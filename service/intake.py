@@ -143,13 +143,15 @@ def uploads_for_task(
     shapes: dict[str, tuple[int, ...]] = {}
     for name in expected:
         value = files.get(name)
+        if name == "mask" and getattr(params, "color", None) is not None:
+            if value:
+                raise InvalidRequest("`mask`: the hole is given by `color` too; give one of them")
+            continue
         if not value:
-            if task == Task.inpaint and name == "mask" and getattr(params, "color", None):
-                continue
             raise InvalidRequest(f"`{name}`: task `{task}` needs this input")
         if name == "sources":
-            if len(value) < 1:
-                raise InvalidRequest("`sources`: at least one image is needed")
+            if len(value) < 2:
+                raise InvalidRequest("`sources`: at least two images are needed")
             datas = [read_upload(u, settings, f"sources[{i}]") for i, u in enumerate(value)]
             arrays = [check_image_bytes(d, settings, f"sources[{i}]") for i, d in enumerate(datas)]
             shapes[name] = [array.shape[:2] for array in arrays]

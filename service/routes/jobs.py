@@ -95,7 +95,7 @@ def create_job(
     mask: Annotated[UploadFile | None, File(description="Inpaint: white = hole.")] = None,
     edited: Annotated[UploadFile | None, File(description="Edit: the naive edit.")] = None,
     sources: Annotated[
-        list[UploadFile] | None, File(description="Collage: the source images.")
+        list[UploadFile] | None, File(description="Collage: the source images (two or more).")
     ] = None,
     previews: Annotated[
         bool,

@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from gpnn.cli import app
 from gpnn.core import (
+    collage,
     decode_image,
     edit,
     generate,
@@ -123,6 +124,13 @@ def test_inpaint_mask_problems(scene):
         inpaint(scene, np.ones(scene.shape[:2], bool))
     with pytest.raises(ValueError, match="needs a `mask` or"):
         inpaint(scene)
+    with pytest.raises(ValueError, match="a `mask` or a `color`, not both"):
+        inpaint(scene, np.ones(scene.shape[:2], bool), color=(0, 255, 0))
+
+
+def test_a_collage_of_one_image_is_refused(scene):
+    with pytest.raises(ValueError, match="at least two images"):
+        collage([scene])
 
 
 def test_run_task_checks_inputs(scene):
@@ -163,6 +171,8 @@ def test_cli_generate_writes_seeded_samples(tmp_path, image_file):
         (["generate", "{image}", "--depth", "9"], "smaller than one"),
         (["retarget", "{image}"], "give `--height`, `--width` or both"),
         (["inpaint", "{image}", "--mask", "{small_mask}"], "same size"),
+        (["inpaint", "{image}", "--mask", "{image}", "--color", "0", "255", "0"], "not both"),
+        (["collage", "{image}"], "at least two images"),
         (["edit", "{image}", "{text}"], "not a readable image"),
     ],
 )

@@ -3,6 +3,7 @@ properties every application must have."""
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -15,6 +16,7 @@ from gpnn.core import (
     retarget,
     tasks,
 )
+from gpnn.core.imageio import decode_image
 from gpnn.core.metrics import (
     layout_agreement,
     seam_distance,
@@ -171,11 +173,39 @@ def test_inpaint_finds_the_hole_by_colour(make_scene):
     painted = image.copy()
     painted[10:20, 10:24] = (1.0, 0.0, 1.0)
     out = inpaint(painted, color=(255, 0, 255), depth=1, **fast_params())[0]
+    # The hole is the painted pixels and the few around them that JPEG would blur.
     outside = np.ones(image.shape[:2], bool)
-    outside[10:20, 10:24] = False
+    f = tasks.COLOR_FRINGE
+    outside[10 - f : 20 + f, 10 - f : 24 + f] = False
     np.testing.assert_array_equal(out[outside], painted[outside])
     magenta = np.all(np.abs(out[10:20, 10:24] - (1.0, 0.0, 1.0)) < 0.05, axis=2)
     assert magenta.mean() < 0.2
+
+
+def _magenta_pixels(image: np.ndarray) -> int:
+    return int(
+        ((image[..., 0] - image[..., 1] > 0.35) & (image[..., 2] - image[..., 1] > 0.35)).sum()
+    )
+
+
+def test_inpaint_by_colour_also_fills_the_edge_jpeg_blurred(make_scene):
+    image = make_scene(48, 60, seed=6)
+    painted = image.copy()
+    painted[14:30, 16:40] = (1.0, 0.0, 1.0)
+    pixels = np.round(painted[..., ::-1] * 255).astype(np.uint8)
+    _, data = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    jpeg = decode_image(data.tobytes())
+    out = inpaint(jpeg, color=(255, 0, 255), depth=1, **fast_params())[0]
+    # No trace of the paint is left, not even the blurred frame around the square.
+    assert _magenta_pixels(jpeg) > 300
+    assert _magenta_pixels(out) <= _magenta_pixels(image) + 2
+
+
+def test_a_colour_found_all_over_the_image_is_a_clear_error(make_scene):
+    image = make_scene(48, 60, seed=6)
+    image[::6, ::6] = (1 / 255, 2 / 255, 3 / 255)
+    with pytest.raises(ValueError, match="patch lies wholly outside the hole"):
+        inpaint(image, color=(1, 2, 3), **fast_params())
 
 
 def test_collage_holds_patches_of_every_source(make_scene):

@@ -50,6 +50,15 @@ def png_header_only(width: int, height: int) -> bytes:
         ("generate", {}, {}, {"source": SOURCE, "mask": SOURCE}, 422, "mask"),
         ("inpaint", {}, {}, {"source": SOURCE}, 422, "mask"),
         ("inpaint", {}, {}, {"source": SOURCE, "mask": png(synthetic(8, 8))}, 422, "mask"),
+        (
+            "inpaint",
+            {"color": [0, 255, 0]},
+            {},
+            {"source": SOURCE, "mask": SOURCE},
+            422,
+            "given by `color` too",
+        ),
+        ("collage", {}, {}, {"sources": SOURCE}, 422, "at least two images"),
         ("generate", {}, {"webhook_url": "ftp://x"}, {"source": SOURCE}, 422, "webhook_url"),
     ],
 )
