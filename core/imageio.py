@@ -17,6 +17,11 @@ import numpy as np
 MAX_DIMENSION = 16384
 
 
+def describe_size(shape: tuple[int, ...]) -> str:
+    """An (H, W, ...) shape as image tools write sizes: width x height."""
+    return f"{shape[1]}x{shape[0]}"
+
+
 def decode_image(data: bytes, *, name: str = "image") -> np.ndarray:
     """Decode PNG/JPEG/WebP/... bytes to float32 RGB in [0, 1], shape (H, W, 3)."""
     raw = _decode(data, name)
@@ -89,8 +94,8 @@ def check_same_size(
     """ValueError naming both sizes unless `image` has the height and width of `source`."""
     if image.shape[:2] != source.shape[:2]:
         raise ValueError(
-            f"`{name}` is {image.shape[0]}x{image.shape[1]} but `source` is "
-            f"{source.shape[0]}x{source.shape[1]}; {why}"
+            f"`{name}` is {describe_size(image.shape)} but `source` is "
+            f"{describe_size(source.shape)}; {why}"
         )
 
 

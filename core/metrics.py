@@ -31,7 +31,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from gpnn.core.imageio import as_image, check_same_size
+from gpnn.core.imageio import as_image, check_same_size, describe_size
 from gpnn.core.objects import object_mask
 from gpnn.core.patches import extract_patches, patch_grid
 from gpnn.core.pyramid import level_shape, resize
@@ -400,8 +400,8 @@ def _output_and_structure(
     output, structure = as_image(output, "output"), as_image(structure, "structure")
     if output.shape != structure.shape:
         raise ValueError(
-            f"`output` is {output.shape[0]}x{output.shape[1]} but `structure` is "
-            f"{structure.shape[0]}x{structure.shape[1]}; `{measure}` needs equal sizes"
+            f"`output` is {describe_size(output.shape)} but `structure` is "
+            f"{describe_size(structure.shape)}; `{measure}` needs equal sizes"
         )
     return output, structure
 
@@ -632,7 +632,7 @@ def _patches(image: Any, name: str, patch_size: int, stride: int = 1) -> np.ndar
     image = as_image(image, name)
     if min(image.shape[:2]) < patch_size:
         raise ValueError(
-            f"`{name}` of {image.shape[0]}x{image.shape[1]} pixels is smaller than one "
+            f"`{name}` of {describe_size(image.shape)} pixels is smaller than one "
             f"{patch_size}x{patch_size} patch"
         )
     patches = extract_patches(image, patch_size)

@@ -14,6 +14,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from gpnn.core.imageio import describe_size
 from gpnn.core.threads import map_in_threads, row_bands
 
 # Width of the Gaussian fold weights on a [-1, 1] grid (the authors' value).
@@ -49,7 +50,7 @@ def patch_grid(shape: tuple[int, int], patch_size: int) -> tuple[int, int]:
     rows, cols = shape[0] - patch_size + 1, shape[1] - patch_size + 1
     if rows < 1 or cols < 1:
         raise ValueError(
-            f"an image of {shape[0]}x{shape[1]} pixels is smaller than one "
+            f"an image of {describe_size(shape)} pixels is smaller than one "
             f"{patch_size}x{patch_size} patch"
         )
     return rows, cols

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from gpnn.core.device import Device, select
-from gpnn.core.imageio import as_image, check_same_size
+from gpnn.core.imageio import as_image, check_same_size, describe_size
 from gpnn.core.metrics import seam_distance, worst_band_distance
 from gpnn.core.objects import object_mask, object_sides
 from gpnn.core.params import (
@@ -434,8 +434,8 @@ def _check_coarsest(shape: Shape, params: CommonParams, depth: int, name: str) -
     coarsest = level_shape(shape, params.ratio, depth)
     if min(coarsest) < params.patch_size:
         raise ValueError(
-            f"`{name}` of {shape[0]}x{shape[1]} pixels is too small for depth {depth} at "
-            f"ratio {params.ratio}: its coarsest level ({coarsest[0]}x{coarsest[1]}) is "
+            f"`{name}` of {describe_size(shape)} pixels is too small for depth {depth} at "
+            f"ratio {params.ratio}: its coarsest level ({describe_size(coarsest)}) is "
             f"smaller than one {params.patch_size}x{params.patch_size} patch"
         )
 
@@ -526,13 +526,13 @@ def _source_levels(
                 key = key[valid[-1]]
             keys.append(key)
         if holes is not None and not any(len(key) for key in keys):
-            height, width = images[0].shape[:2]
+            size, patch = describe_size(images[0].shape), f"{patch_size}x{patch_size}"
             raise ValueError(
-                f"at the {width}x{height} pyramid level no {patch_size}x{patch_size} patch "
-                "lies wholly outside the hole, so there is nothing to copy from: the hole "
-                "(the mask, or every pixel of the `color`, wherever it is) covers too much "
-                "of the image; paint a smaller region, in a colour found nowhere else, or "
-                "give a smaller `depth`"
+                f"at the {size} pyramid level no {patch} patch lies wholly outside the "
+                "hole, so there is nothing to copy from: the hole (the mask, or every "
+                "pixel of the `color`, wherever it is) covers too much of the image; "
+                "paint a smaller region, in a colour found nowhere else, or give a "
+                "smaller `depth`"
             )
         values = ValuePatches.of_images(images, patch_size, valid if holes is not None else None)
         levels.append(

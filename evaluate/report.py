@@ -28,7 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from gpnn.core.imageio import encode_png
+from gpnn.core.imageio import describe_size, encode_png
 from gpnn.core.metrics import (
     COPY_MAX_CHANGE,
     COPY_MIN_SHARE,
@@ -93,7 +93,7 @@ class ImageEvaluation:
         """The row of this image in the report's tables (JSON-ready)."""
         return {
             "name": self.name,
-            "size": f"{self.height}x{self.width}",
+            "size": describe_size((self.height, self.width)),
             "samples": self.samples,
             "diversity": self.diversity,
             "coherence": self.coherence,

@@ -14,6 +14,7 @@ from fastapi import UploadFile
 from gpnn.config import Settings
 from gpnn.core import decode_image, decode_mask
 from gpnn.core.cost import estimate, input_shape, work
+from gpnn.core.imageio import describe_size
 from gpnn.core.params import CommonParams, Task, check_samples, params_for
 from gpnn.service.errors import InvalidRequest, TooLarge
 from gpnn.worker.imagecheck import check_image
@@ -163,8 +164,8 @@ def uploads_for_task(
         result[name] = data
     if "mask" in shapes and shapes["mask"] != shapes["source"]:
         raise InvalidRequest(
-            f"`mask`: its size {shapes['mask'][0][::-1]} differs from the source's "
-            f"{shapes['source'][0][::-1]}"
+            f"`mask`: it is {describe_size(shapes['mask'][0])} but the source is "
+            f"{describe_size(shapes['source'][0])}; they must have the same size"
         )
     source = "source" if "source" in shapes else "sources"
     return result, check_work(params, input_shape(task, shapes), samples, settings, source)

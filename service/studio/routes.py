@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, PositiveInt
 
 from gpnn.core import TASK_INPUTS
 from gpnn.core.cost import estimate, input_shape, output_shape, work
+from gpnn.core.imageio import describe_size
 from gpnn.core.params import PARAMS_BY_TASK, Task
 from gpnn.core.pyramid import depth_for, level_shape
 from gpnn.service.deps import KEY_COOKIE, SettingsDep
@@ -133,7 +134,7 @@ def plan(settings: SettingsDep, request: Annotated[PlanRequest, Body()]) -> dict
         )
     if min(coarsest) < params.patch_size:
         problems.append(
-            f"too small for depth {depth}: the coarsest level ({coarsest[0]}x{coarsest[1]}) "
+            f"too small for depth {depth}: the coarsest level ({describe_size(coarsest)}) "
             f"is smaller than one {params.patch_size}x{params.patch_size} patch"
         )
     units = work(params, shape, request.samples)

@@ -116,8 +116,9 @@ def test_wrong_image_arrays(scene):
 
 
 def test_inpaint_mask_problems(scene):
-    with pytest.raises(ValueError, match="same size"):
-        inpaint(scene, np.zeros((3, 3), bool))
+    # Sizes read width x height, as image tools write them (the scene is 52 wide).
+    with pytest.raises(ValueError, match="`mask` is 4x3 but `source` is 52x40"):
+        inpaint(scene, np.zeros((3, 4), bool))
     with pytest.raises(ValueError, match="marks no pixel"):
         inpaint(scene, np.zeros(scene.shape[:2], bool))
     with pytest.raises(ValueError, match="whole image"):

@@ -298,5 +298,5 @@ def test_structure_overlap_counts_where_the_objects_sit():
     assert metrics.structure_overlap(moved, structure) == pytest.approx(25 / 175)
     # The minority side is the object, dark on light or light on dark alike.
     assert metrics.structure_overlap(1 - same_place, structure) == 1.0
-    with pytest.raises(ValueError, match="`structure` is 40x60"):
+    with pytest.raises(ValueError, match="`structure` is 60x40"):
         metrics.structure_overlap(same_place[:30], structure)

@@ -49,7 +49,7 @@ def png_header_only(width: int, height: int) -> bytes:
         ("generate", {}, {}, {"source": png_header_only(3000, 3000)}, 413, "source"),
         ("generate", {}, {}, {"source": SOURCE, "mask": SOURCE}, 422, "mask"),
         ("inpaint", {}, {}, {"source": SOURCE}, 422, "mask"),
-        ("inpaint", {}, {}, {"source": SOURCE, "mask": png(synthetic(8, 8))}, 422, "mask"),
+        ("inpaint", {}, {}, {"source": SOURCE, "mask": png(synthetic(8, 9))}, 422, "is 9x8"),
         (
             "inpaint",
             {"color": [0, 255, 0]},
