@@ -133,9 +133,11 @@ RUN_OPTIONS = [
 
 
 def as_options(message: str, task: Task) -> str:
-    """A validation message with the task's fields named as the options typed
-    (`patch_size` -> `--patch-size`)."""
-    for name in [*PARAMS_BY_TASK[task].model_fields, "samples"]:
+    """A validation or input message with the task's fields and options named as
+    typed (`patch_size` -> `--patch-size`); a model-wide error is named by its
+    options alone, not as the library's `parameters`."""
+    message = message.removeprefix("`parameters`: ")
+    for name in [*PARAMS_BY_TASK[task].model_fields, "samples", "mask"]:
         message = message.replace(f"`{name}`", f"`--{name.replace('_', '-')}`")
     return message
 
@@ -157,7 +159,7 @@ def _make_command(task: Task):
         try:
             inputs = _load_inputs(paths)
         except ValueError as error:
-            fail(str(error))
+            fail(as_options(str(error), task))
         first = paths.get("source") or paths["sources"][0]
         shape = cost.input_shape(task, cost.shapes_of(inputs))
         estimate = cost.estimate(params, shape, samples)
@@ -188,7 +190,7 @@ def _make_command(task: Task):
         try:
             run_task(params, inputs, samples=samples, progress=keep_finished_sample, device=device)
         except ValueError as error:
-            fail(str(error))
+            fail(as_options(str(error), task))
         finally:
             bar.close()
         if as_json:

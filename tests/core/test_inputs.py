@@ -193,6 +193,21 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, image_file, args, messag
 
 
 @pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["retarget", "{image}"], "gpnn: error: give `--height`, `--width` or both"),
+        (["inpaint", "{image}", "--mask", "{empty_mask}"], "the `--mask` (or `--color`) marks"),
+    ],
+)
+def test_cli_errors_name_the_options_as_typed(tmp_path, image_file, scene, args, line):
+    empty_mask = tmp_path / "empty.png"
+    empty_mask.write_bytes(encode(np.zeros(scene.shape[:2], np.uint8), ".png"))
+    argv = [a.format(image=image_file, empty_mask=empty_mask) for a in args]
+    result = runner.invoke(app, [*argv, "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2 and line in result.output, result.output
+
+
+@pytest.mark.parametrize(
     ("task", "inputs", "values"),
     [
         ("retarget", ("source",), {"width": 40}),
