@@ -36,6 +36,9 @@ EXACT_FLOPS_PER_S = 1.5e11
 # Peak resident bytes per pixel of the largest level: fast mode 2843 MB at 1024x1024
 # (bench/scaling.py), exact mode 235 MB at 250x167 (bench/engine.py).
 BYTES_PER_PIXEL = {SearchMode.fast: 2800, SearchMode.exact: 5600}
+# Resident size of a process with the engine loaded (the interpreter, NumPy, OpenCV
+# and FAISS), which the figures above are on top of: about all a small run takes.
+ENGINE_RESTING_MB = 90
 
 
 def input_shape(task: Task | str, shapes: Mapping[str, Sequence[Shape]]) -> Shape:
@@ -92,7 +95,7 @@ def estimate(params: CommonParams, source: Shape, samples: int = 1) -> dict[str,
     return {
         "work_mpi": float(f"{units:.3g}"),
         "seconds": float(f"{seconds:.3g}"),
-        "memory_mb": round(memory / 2**20),
+        "memory_mb": ENGINE_RESTING_MB + round(memory / 2**20),
         "mode": SearchMode(params.mode).value,
     }
 

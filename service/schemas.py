@@ -37,7 +37,7 @@ class JobEstimate(BaseModel):
 
     work_mpi: float = Field(description="Megapixel-iterations (the unit of GPNN_MAX_JOB_WORK).")
     seconds: float = Field(description="Seconds on 2 CPU cores in the job's mode.")
-    memory_mb: int = Field(description="Peak memory of the engine, MB.")
+    memory_mb: int = Field(description="Peak memory of the engine, MB (its process included).")
     mode: str
 
 
