@@ -86,7 +86,12 @@ def eval_command(
         )
     reason = "needs 2+ outputs of the source's size"
     typer.echo(f"diversity: {reason if value is None else f'{value:.4f}'}")
-    typer.echo(f"copies of the source: {copies} of {len(rows)}")
+    checked = sum(row["change"] is not None for row in rows)
+    unchecked = len(rows) - checked
+    typer.echo(
+        f"copies of the source: {copies} of {checked}"
+        + (f" of its size ({unchecked} of another size not checked)" if unchecked else "")
+    )
 
 
 def _fraction(value: float | None) -> str:

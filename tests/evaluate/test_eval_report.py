@@ -232,6 +232,13 @@ def test_cli_eval_prints_metrics(tmp_path):
     assert "diversity: 0.0000" in result.output
     assert "copies of the source: 2 of 2" in result.output
     assert result.output.count("COPY") == 2
+    # An output of another size cannot be checked, so it is not counted among them.
+    write_image(tmp_path / "wide.png", np.concatenate([_image(0), _image(1)], axis=1))
+    result = runner.invoke(app, ["eval", str(source), *outputs, str(tmp_path / "wide.png")])
+    assert result.exit_code == 0, result.output
+    assert "copies of the source: 2 of 2 of its size (1 of another size not checked)" in (
+        result.output
+    )
     result = runner.invoke(app, ["eval", str(source), str(tmp_path / "a.png"), "--json"])
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
