@@ -17,6 +17,9 @@ app = typer.Typer(
     help="GPNN single-image generation: engine commands, the batch service and evaluation.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Help texts are docstrings wrapped at 88 columns: markdown joins the lines of a
+    # paragraph, so a terminal of any width wraps them anew instead of mid-sentence.
+    rich_markup_mode="markdown",
 )
 
 # Exit code of a run stopped by the user (128 + SIGINT), as shells report it.

@@ -41,8 +41,8 @@ def eval_command(
     Coherence, completeness and SWD are per output (lower is better, and perfect
     for a copy of SOURCE); change (mean grey difference / grey std of SOURCE)
     and copied (share of patches where they are in SOURCE) say whether an output
-    is a new picture; an output is counted a copy when change < 0.1 or copied
-    >= 0.5. Diversity, change and copied need outputs of SOURCE's size.
+    is a new picture; an output is counted a copy when change < 0.1 or when
+    copied >= 0.5. Diversity, change and copied need outputs of SOURCE's size.
     """
     try:
         image = read_image(source)
