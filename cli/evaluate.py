@@ -25,6 +25,11 @@ from gpnn.core.metrics import PATCH_SIZE, diversity, sample_metrics
 from gpnn.evaluate import report as report_module
 from gpnn.evaluate.runner import find_images, local_generator, run_dataset, write_files
 
+METRIC_STRIDE_HELP = (
+    "Measure coherence/completeness on every N-th patch row and column "
+    "(N^2 times faster; 1 = every patch)."
+)
+
 
 @app.command("eval")
 def eval_command(
@@ -33,6 +38,7 @@ def eval_command(
     patch_size: Annotated[
         int, typer.Option(min=3, help="Side of the patches of the patch metrics.")
     ] = PATCH_SIZE,
+    metric_stride: Annotated[int, typer.Option(min=1, help=METRIC_STRIDE_HELP)] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Print diversity, coherence, completeness, patch SWD, change and copied
@@ -51,7 +57,7 @@ def eval_command(
         for path, sample in tqdm(
             list(zip(outputs, samples, strict=True)), unit="image", disable=None, file=sys.stderr
         ):
-            metrics = sample_metrics(sample, image, patch_size=patch_size)
+            metrics = sample_metrics(sample, image, patch_size=patch_size, stride=metric_stride)
             rows.append({"output": str(path), **metrics.as_dict()})
         same_size = all(s.shape == image.shape for s in samples)
         value = diversity(samples, image) if len(samples) >= 2 and same_size else None
@@ -126,14 +132,7 @@ DATASET_OPTIONS = [
     keyword(
         "metric_stride",
         1,
-        annotation=Annotated[
-            int,
-            typer.Option(
-                min=1,
-                help="Measure coherence/completeness on every N-th patch row and column "
-                "(N^2 times faster; 1 = every patch).",
-            ),
-        ],
+        annotation=Annotated[int, typer.Option(min=1, help=METRIC_STRIDE_HELP)],
     ),
     keyword(
         "title",

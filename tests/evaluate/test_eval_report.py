@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from gpnn.cli import app
-from gpnn.core import GenerateParams, decode_image, write_image
-from gpnn.core.metrics import HISTOGRAM_BINS
+from gpnn.core import GenerateParams, decode_image, read_image, write_image
+from gpnn.core.metrics import HISTOGRAM_BINS, sample_metrics
 from gpnn.evaluate import (
     build_entry,
     find_images,
@@ -309,3 +309,15 @@ def test_a_row_of_one_sample_keeps_its_whole_label():
     label = sheet[:16].min(axis=2) < 128  # the dark text above the row's pictures
     rightmost = np.nonzero(label.any(axis=0))[0].max()
     assert rightmost < sheet.shape[1] - 3
+
+
+def test_cli_eval_measures_every_nth_patch_with_metric_stride(tmp_path):
+    source, output = tmp_path / "source.png", tmp_path / "out.png"
+    write_image(source, _image(0))
+    write_image(output, _image(2))
+    argv = ["eval", str(source), str(output), "--json"]
+    every = json.loads(runner.invoke(app, argv).output)["outputs"][0]
+    strided = json.loads(runner.invoke(app, [*argv, "--metric-stride", "3"]).output)["outputs"][0]
+    expected = sample_metrics(read_image(output), read_image(source), stride=3)
+    assert strided["coherence"] == pytest.approx(expected.coherence)
+    assert strided["coherence"] != pytest.approx(every["coherence"])
