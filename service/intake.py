@@ -115,6 +115,12 @@ def image_extension(data: bytes) -> str:
     return ".tif"
 
 
+def check_source_count(count: int) -> None:
+    """A collage merges at least two images (`gpnn.core.tasks.collage` refuses fewer)."""
+    if count < 2:
+        raise InvalidRequest("`sources`: a collage needs at least two images")
+
+
 def check_work(
     params: CommonParams, source: tuple[int, int], samples: int, settings: Settings, name: str
 ) -> dict[str, Any]:
@@ -151,8 +157,7 @@ def uploads_for_task(
         if not value:
             raise InvalidRequest(f"`{name}`: task `{task}` needs this input")
         if name == "sources":
-            if len(value) < 2:
-                raise InvalidRequest("`sources`: at least two images are needed")
+            check_source_count(len(value))
             datas = [read_upload(u, settings, f"sources[{i}]") for i, u in enumerate(value)]
             arrays = [check_image_bytes(d, settings, f"sources[{i}]") for i, d in enumerate(datas)]
             shapes[name] = [array.shape[:2] for array in arrays]

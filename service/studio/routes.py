@@ -24,7 +24,8 @@ from gpnn.core.imageio import describe_size
 from gpnn.core.params import PARAMS_BY_TASK, Task
 from gpnn.core.pyramid import depth_for, level_shape
 from gpnn.service.deps import KEY_COOKIE, SettingsDep
-from gpnn.service.intake import parse_params
+from gpnn.service.errors import InvalidRequest
+from gpnn.service.intake import check_source_count, parse_params
 
 HERE = Path(__file__).parent
 router = APIRouter(include_in_schema=False)
@@ -118,7 +119,14 @@ def plan(settings: SettingsDep, request: Annotated[PlanRequest, Body()]) -> dict
     API's own message when the parameters are invalid)."""
     (params,) = parse_params(request.task, json.dumps(request.params), None, settings.default_mode)
     sizes = {"source": [(request.height, request.width)], **request.sizes}
-    shape = input_shape(request.task, sizes)
+    if request.task == Task.collage and "sources" in sizes:
+        check_source_count(len(sizes["sources"]))
+    try:
+        shape = input_shape(request.task, sizes)
+    except KeyError as missing:  # the page asks before the image is chosen
+        raise InvalidRequest(
+            f"`sizes`: the plan of `{request.task}` needs the size of `{missing.args[0]}`"
+        ) from None
     depth = (
         params.depth
         if params.depth is not None

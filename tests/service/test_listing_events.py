@@ -245,3 +245,21 @@ def test_cookie_key_reads_but_never_writes(make_client, settings):
     assert submit(client, "generate", files()).status_code == 401
     client.cookies.set("gpnn_key", "wrong")
     assert client.get(f"/v1/jobs/{job['id']}").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("task", "sizes", "message"),
+    [
+        ("analogy", {}, "needs the size of `structure`"),
+        ("collage", {}, "needs the size of `sources`"),
+        ("collage", {"sources": [[60, 90]]}, "at least two images"),
+    ],
+)
+def test_a_plan_without_the_images_it_is_of_says_which(client, task, sizes, message):
+    """Before the structure or the collage's images are chosen there is no plan yet:
+    a 422 naming them (it was a 500)."""
+    answer = client.post(
+        "/studio/plan",
+        json={"task": task, "params": {}, "height": 60, "width": 90, "sizes": sizes},
+    )
+    assert answer.status_code == 422 and message in answer.json()["detail"], answer.text

@@ -226,6 +226,10 @@ def test_an_analogys_plan_is_of_its_structure(browser, service, picture, folder)
     use_key(browser, ALICE)
     Select(by_css(browser, "#task")[0]).select_by_value("analogy")
     by_css(browser, "#source")[0].send_keys(str(picture))
+    # No plan before the structure is chosen, and no error either (it was a 500).
+    waiting = "the plan follows once `structure` is chosen"
+    wait_until(lambda: waiting in by_css(browser, "#plan")[0].text, 10, "the wait for it")
+    assert by_css(browser, "#form-error")[0].text == ""
     by_css(browser, "#structure")[0].send_keys(str(structure))
     wait_until(lambda: "output 80 x 40" in by_css(browser, "#plan")[0].text, 10, "the plan")
 

@@ -208,6 +208,7 @@ function setSource(file) {
 $("source").addEventListener("change", (e) => e.target.files[0] && setSource(e.target.files[0]));
 // The plan needs the sizes of the images the engine refines besides the source: a
 // collage's sources (side by side) and an analogy's structure (the output's size).
+const MEASURED = ["structure", "sources"];
 function imageSize(file) {
   return new Promise((resolve, reject) => {
     const image = new Image();
@@ -307,6 +308,8 @@ function planJob() {
   clearTimeout(planTimer);
   planTimer = setTimeout(async () => {
     if (!state.size) { $("plan").textContent = ""; return; }
+    const unmeasured = taskInputs().find((name) => MEASURED.includes(name) && !state.sizes[name]);
+    if (unmeasured) { $("plan").textContent = `the plan follows once \`${unmeasured}\` is chosen`; return; }
     const [height, width] = state.size;
     const hole = state.hole ? [Math.round(state.hole[2] - state.hole[0]), Math.round(state.hole[3] - state.hole[1])] : null;
     $("source-info").textContent = `${width} x ${height} px (${(width * height / 1e6).toFixed(3)} MP)`;
