@@ -192,7 +192,7 @@ def inpaint(
     """
     params = _resolve(Task.inpaint, params, overrides, samples, device)
     source = as_image(source, "source")
-    hole = _hole(source, mask, params.color)
+    hole = find_hole(source, mask, params.color)
     rows, cols = np.nonzero(hole)
     extent = max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)
     p = params.patch_size
@@ -366,7 +366,10 @@ def _resolve(
     return params
 
 
-def _hole(source: np.ndarray, mask: Any, color: tuple[int, int, int] | None) -> np.ndarray:
+def find_hole(source: np.ndarray, mask: Any, color: tuple[int, int, int] | None) -> np.ndarray:
+    """The hole an inpainting fills, True inside: `mask` (> 0.5), or the pixels of
+    `color` and their JPEG-blurred edge; ValueError when it is empty, everything, or
+    given both ways."""
     if mask is not None and color is not None:
         raise ValueError("give the hole as a `mask` or a `color`, not both")
     if mask is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 from fastapi import UploadFile
 
 from gpnn.config import Settings
@@ -16,6 +17,7 @@ from gpnn.core import decode_image, decode_mask
 from gpnn.core.cost import estimate, input_shape, work
 from gpnn.core.imageio import describe_size
 from gpnn.core.params import CommonParams, Task, check_samples, params_for
+from gpnn.core.tasks import find_hole
 from gpnn.service.errors import InvalidRequest, TooLarge
 from gpnn.worker.imagecheck import check_image
 from gpnn.worker.webhooks import ForbiddenTarget, check_target
@@ -148,6 +150,7 @@ def uploads_for_task(
             raise InvalidRequest(f"`{name}`: task `{task}` takes no such input")
     result: dict[str, bytes | list[bytes]] = {}
     shapes: dict[str, tuple[int, ...]] = {}
+    arrays: dict[str, np.ndarray] = {}
     for name in expected:
         value = files.get(name)
         if name == "mask" and getattr(params, "color", None) is not None:
@@ -159,18 +162,24 @@ def uploads_for_task(
         if name == "sources":
             check_source_count(len(value))
             datas = [read_upload(u, settings, f"sources[{i}]") for i, u in enumerate(value)]
-            arrays = [check_image_bytes(d, settings, f"sources[{i}]") for i, d in enumerate(datas)]
-            shapes[name] = [array.shape[:2] for array in arrays]
+            decoded = [check_image_bytes(d, settings, f"sources[{i}]") for i, d in enumerate(datas)]
+            shapes[name] = [array.shape[:2] for array in decoded]
             result[name] = datas
             continue
         data = read_upload(value, settings, name)
-        array = check_image_bytes(data, settings, name, mask=name == "mask")
-        shapes[name] = [array.shape[:2]]
+        arrays[name] = check_image_bytes(data, settings, name, mask=name == "mask")
+        shapes[name] = [arrays[name].shape[:2]]
         result[name] = data
-    if "mask" in shapes and shapes["mask"] != shapes["source"]:
-        raise InvalidRequest(
-            f"`mask`: it is {describe_size(shapes['mask'][0])} but the source is "
-            f"{describe_size(shapes['source'][0])}; they must have the same size"
-        )
+    for name in ("mask", "edited"):
+        if name in shapes and shapes[name] != shapes["source"]:
+            raise InvalidRequest(
+                f"`{name}`: it is {describe_size(shapes[name][0])} but the source is "
+                f"{describe_size(shapes['source'][0])}; they must have the same size"
+            )
+    if task == Task.inpaint and params.color is not None:  # a colour the photo lacks
+        try:
+            find_hole(arrays["source"], None, params.color)
+        except ValueError as error:
+            raise InvalidRequest(str(error)) from None
     source = "source" if "source" in shapes else "sources"
     return result, check_work(params, input_shape(task, shapes), samples, settings, source)

@@ -59,6 +59,8 @@ def png_header_only(width: int, height: int) -> bytes:
             "given by `color` too",
         ),
         ("collage", {}, {}, {"sources": SOURCE}, 422, "at least two images"),
+        ("edit", {}, {}, {"source": SOURCE, "edited": png(synthetic(8, 9))}, 422, "`edited`"),
+        ("inpaint", {"color": [123, 45, 200]}, {}, {"source": SOURCE}, 422, "marks no pixel"),
         ("generate", {}, {"webhook_url": "ftp://x"}, {"source": SOURCE}, 422, "webhook_url"),
     ],
 )
