@@ -202,6 +202,30 @@ def test_each_application_shows_its_own_hint(browser, service):
     assert "seam" in hint
 
 
+def test_a_collage_run_again_from_the_list_keeps_its_images(browser, service, picture, folder):
+    from selenium.webdriver.support.ui import Select
+
+    other = folder / "other.png"
+    other.write_bytes(png(synthetic(48, 56, seed=3)))
+    browser.get(service + "/")
+    use_key(browser, ALICE)
+    Select(by_css(browser, "#task")[0]).select_by_value("collage")
+    by_css(browser, "#sources")[0].send_keys(f"{picture}\n{other}")
+    fill(browser, {**CHEAP_FORM, "depth": "1", "candidates": "1"})
+    wait_until(lambda: "about" in by_css(browser, "#plan")[0].text, 10, "the plan")
+    by_css(browser, "#run")[0].click()
+    assert finished(browser) == "succeeded"
+    first = job_id(browser)
+    again = rerun_from_the_list(browser, service)
+    for n in (0, 1):
+        inputs = [
+            httpx.get(f"{service}/v1/jobs/{job}/inputs/sources-{n}", headers={"X-API-Key": ALICE})
+            for job in (first, again)
+        ]
+        assert inputs[0].status_code == inputs[1].status_code == 200
+        assert inputs[0].content == inputs[1].content
+
+
 def test_a_collages_plan_is_of_all_its_sources(browser, service, picture, folder):
     """The plan of a collage is the engine's: its sources side by side at the smallest
     height (64 x 48 and 80 x 40 make 53 + 80 columns, 40 rows)."""
@@ -269,6 +293,28 @@ def test_inpaint_with_a_painted_mask(browser, service, picture, folder):
     assert mask[:4].max() == 0 and mask[-4:].max() == 0  # nothing far from it
     job = httpx.get(f"{service}/v1/jobs/{identifier}", headers={"X-API-Key": ALICE}).json()
     assert job["task"] == "inpaint" and job["status"] == "succeeded"
+
+    # Opened from the list on a fresh page and run again: the painted hole comes back.
+    again = rerun_from_the_list(browser, service)
+    answer = httpx.get(f"{service}/v1/jobs/{again}/inputs/mask", headers={"X-API-Key": ALICE})
+    rerun_mask = cv2.imdecode(np.frombuffer(answer.content, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert np.array_equal(rerun_mask, mask)
+
+
+def rerun_from_the_list(browser, service) -> str:
+    """Open the newest job from the list of a fresh page, press "Change parameters and
+    run again" and then Run; the new job's id once it has succeeded."""
+    browser.get(service + "/")
+    use_key(browser, ALICE)
+    first = wait_until(lambda: by_css(browser, "#list tbody button"), 10, "the list")[0]
+    first.click()
+    old = job_id(browser)
+    by_css(browser, "#job-resubmit")[0].click()
+    wait_until(lambda: "about" in by_css(browser, "#plan")[0].text, 10, "the plan")
+    by_css(browser, "#run")[0].click()
+    wait_until(lambda: job_id(browser) != old, 10, "a new job")
+    assert finished(browser) == "succeeded"
+    return job_id(browser)
 
 
 def test_bad_input_and_a_second_owner(browser, service, picture, folder):

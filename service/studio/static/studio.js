@@ -187,35 +187,64 @@ function showInputs() {
   $("paint").hidden = !(inputs.includes("mask") && state.files.source);
 }
 
-function setSource(file) {
+// An image file decoded by the browser (rejects with a message naming the file).
+function loadImage(file) {
+  return new Promise((resolve, reject) => {
+    const image = new Image();
+    image.onload = () => resolve(image);
+    image.onerror = () => reject(new Error(`${file.name} is not an image this browser can read`));
+    image.src = URL.createObjectURL(file);
+  });
+}
+
+// Resolves once the image is in the form, the mask canvas cleared to its size.
+async function setSource(file) {
   state.files.source = file;
-  const url = URL.createObjectURL(file);
-  const image = new Image();
-  image.onload = () => {
+  try {
+    const image = await loadImage(file);
     state.size = [image.naturalHeight, image.naturalWidth];
     const canvas = $("mask-canvas");
     canvas.width = image.naturalWidth;
     canvas.height = image.naturalHeight;
     state.hole = null;
-    $("paint-image").src = url;
+    $("paint-image").src = image.src;
     showInputs();
     planJob();
-  };
-  image.onerror = () => { state.size = null; show("form-error", `\`source\`: ${file.name} is not an image this browser can read`); };
-  image.src = url;
+  } catch (error) {
+    state.size = null;
+    show("form-error", `\`source\`: ${error.message}`);
+  }
+}
+
+// A mask image (white = hole) painted onto the canvas, as if drawn with the brush.
+async function paintMask(file) {
+  const image = await loadImage(file);
+  const canvas = $("mask-canvas");
+  const scratch = document.createElement("canvas");
+  scratch.width = canvas.width;
+  scratch.height = canvas.height;
+  scratch.getContext("2d").drawImage(image, 0, 0);
+  const mask = scratch.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
+  const context = canvas.getContext("2d");
+  const painted = context.createImageData(canvas.width, canvas.height);
+  let hole = null;
+  for (let i = 0; i < mask.data.length; i += 4) {
+    if (mask.data[i] < 128) continue;
+    painted.data[i] = painted.data[i + 3] = 255;
+    const y = Math.floor(i / 4 / canvas.width), x = (i / 4) % canvas.width;
+    hole = hole ? [Math.min(hole[0], y), Math.min(hole[1], x), Math.max(hole[2], y + 1), Math.max(hole[3], x + 1)] : [y, x, y + 1, x + 1];
+  }
+  context.putImageData(painted, 0, 0);
+  state.hole = hole;
 }
 
 $("source").addEventListener("change", (e) => e.target.files[0] && setSource(e.target.files[0]));
 // The plan needs the sizes of the images the engine refines besides the source: a
 // collage's sources (side by side) and an analogy's structure (the output's size).
 const MEASURED = ["structure", "sources"];
-function imageSize(file) {
-  return new Promise((resolve, reject) => {
-    const image = new Image();
-    image.onload = () => resolve([image.naturalHeight, image.naturalWidth]);
-    image.onerror = () => reject(new Error(`${file.name} is not an image this browser can read`));
-    image.src = URL.createObjectURL(file);
-  });
+async function imageSize(file) {
+  const image = await loadImage(file);
+  return [image.naturalHeight, image.naturalWidth];
 }
 async function measure(name, files) {
   try {
@@ -483,8 +512,13 @@ $("job-cancel").addEventListener("click", async () => {
   catch (error) { show("job-error", error.message); }
 });
 
+async function jobInput(job, name) {
+  const blob = await (await api(`/v1/jobs/${job.id}/inputs/${name}`)).blob();
+  return new File([blob], name, { type: blob.type });
+}
+
 // Resubmit: the job's task and parameters back in the form, its inputs fetched again
-// unless the form still holds images.
+// unless the form still holds images (a painted hole, a collage's images in order).
 $("job-resubmit").addEventListener("click", async () => {
   const job = state.job;
   $("task").value = job.task;
@@ -496,9 +530,21 @@ $("job-resubmit").addEventListener("click", async () => {
     const names = CONFIG.tasks[job.task].inputs;
     for (const name of names.filter((n) => n !== "mask" && n !== "sources")) {
       if (state.files[name]) continue;
-      const blob = await (await api(`/v1/jobs/${job.id}/inputs/${name}`)).blob();
-      const file = new File([blob], name, { type: blob.type });
-      if (name === "source") setSource(file); else state.files[name] = file;
+      const file = await jobInput(job, name);
+      if (name === "source") await setSource(file); else state.files[name] = file;
+    }
+    if (names.includes("mask") && job.params.color == null && !state.hole) {
+      await paintMask(await jobInput(job, "mask"));
+    }
+    if (names.includes("sources") && !(state.files.sources || []).length) {
+      const files = [];
+      for (let n = 0; ; n++) {
+        try { files.push(await jobInput(job, `sources-${n}`)); }
+        catch (error) { if (error.status === 404) break; throw error; }
+      }
+      state.files.sources = files;
+      await measure("sources", files);
+      if (state.sizes.sources) state.size = state.sizes.sources[0];
     }
   } catch (error) { show("form-error", error.message); }
   showInputs();
