@@ -171,7 +171,7 @@ def _make_command(task: Task):
                 "(GPNN_MAX_JOB_WORK); use fewer samples or iterations, or a smaller image"
             )
         check_out(out)
-        bar = ProgressBar(samples, params.ratio)
+        bar = ProgressBar(samples)
         bar.write(f"gpnn {task.value}: {samples} sample(s), {cost.describe(estimate)}")
         written: list[str] = []
 

@@ -208,7 +208,7 @@ def eval_dataset(directory: Path, **arguments: Any) -> None:
         "metric_stride": stride,
         "command": _command_line(directory, params, samples, limit, stride, server),
     }
-    bar = ProgressBar(len(sources) * samples, params.ratio)
+    bar = ProgressBar(len(sources) * samples)
     if generator is None:
         generator = local_generator(bar, device=device)
     entries = []

@@ -10,17 +10,11 @@ from tqdm import tqdm
 from gpnn.core import Progress
 
 
-def sample_fraction(event: Progress, ratio: float) -> float:
-    """The share of one sample done after `event`, each level weighted by its pixels
-    (a level has `ratio**2` times the pixels of the next finer one)."""
-    return event.sample_share([ratio ** (2 * (event.levels - 1 - n)) for n in range(event.levels)])
-
-
 class ProgressBar:
     """Counts samples in fractions, so that one long sample shows its progress and the
     time left; `start_group` moves on to the next call's samples (eval-dataset)."""
 
-    def __init__(self, total_samples: int, ratio: float) -> None:
+    def __init__(self, total_samples: int) -> None:
         # tqdm's disable=None turns the bar off when stderr is not a terminal.
         self.bar = tqdm(
             total=total_samples,
@@ -29,11 +23,10 @@ class ProgressBar:
             file=sys.stderr,
             bar_format="{l_bar}{bar}| {n:.2f}/{total_fmt} [{elapsed}<{remaining}{postfix}]",
         )
-        self.ratio = ratio
         self.offset = 0
 
     def __call__(self, event: Progress) -> None:
-        self.bar.n = self.offset + event.sample + sample_fraction(event, self.ratio)
+        self.bar.n = self.offset + event.sample + event.sample_share()
         self.bar.set_postfix_str(
             f"level {event.level + 1}/{event.levels} "
             f"iteration {event.iteration + 1}/{event.iterations}",

@@ -46,16 +46,20 @@ class Progress:
     # The level after which a sample's candidates were compared; the kept one runs the
     # finer levels alone. None: one run through every level.
     compared_at: int | None = None
+    # The work of each level (stage): its output's pixels times its iterations. A
+    # gradual resizing's many small coarse stages are little of a run. None: alike.
+    level_work: tuple[int, ...] | None = None
 
     @property
     def _last_shared_level(self) -> int:
         """The finest level every candidate of the sample runs."""
         return self.levels - 1 if self.compared_at is None else self.compared_at
 
-    def sample_share(self, weights: Sequence[float]) -> float:
-        """The share of its sample done after this event, level i weighing `weights[i]`
-        in each run that goes through it: every candidate runs the levels up to
-        `compared_at`, the kept one the rest."""
+    def sample_share(self) -> float:
+        """The share of its sample's work done after this event, level i weighing its
+        `level_work` in each run that goes through it: every candidate runs the levels
+        up to `compared_at`, the kept one the rest."""
+        weights = self.level_work or (1,) * self.levels
         shared = self._last_shared_level
         per_candidate = sum(weights[: shared + 1])
         total = self.candidates * per_candidate + sum(weights[shared + 1 :])

@@ -633,6 +633,7 @@ def _sample_all(
     `seam` there goes on alone, and only it reports images."""
     levels = len(stages)
     compared_at = levels - 1 - min(params.levels_run_alone, levels - 1)
+    level_work = tuple(stage.shape[0] * stage.shape[1] * stage.iterations for stage in stages)
     outputs = []
     for sample in range(samples):
         runs = []
@@ -645,6 +646,7 @@ def _sample_all(
                 candidate=candidate,
                 candidates=candidates,
                 compared_at=compared_at,
+                level_work=level_work,
             )
 
             def report(level, levels, iteration, iterations, image, event=event):
@@ -678,6 +680,7 @@ def _sample_all(
                 candidate=candidates - 1,
                 candidates=candidates,
                 compared_at=compared_at,
+                level_work=level_work,
             )
             progress(kept_event)
         outputs.append(image)

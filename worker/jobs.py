@@ -56,7 +56,7 @@ class _Reporter:
         if self.previews is not None and getattr(p, "image", None) is not None:
             self._preview(p)
         now = time.monotonic()
-        within = p.sample_share([1.0] * p.levels)  # levels weigh alike here
+        within = p.sample_share()
         last = p.iteration + 1 == p.iterations
         if (
             (p.sample, p.level) != self.last_level

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
-from gpnn.cli.progress import ProgressBar, sample_fraction
-from gpnn.core import Progress, collage, generate
+from gpnn.cli.progress import ProgressBar
+from gpnn.core import Progress, collage, generate, retarget
 
 from .conftest import run
 
@@ -119,7 +119,7 @@ def test_ctrl_c_keeps_the_samples_already_finished(image_file, tmp_path):
 def test_progress_reaches_one_and_never_goes_back(scene):
     events: list[Progress] = []
     [output] = generate(scene, samples=1, depth=2, progress=events.append)
-    fractions = [sample_fraction(e, 0.75) for e in events]
+    fractions = [e.sample_share() for e in events]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     assert fractions[0] < 0.5
     finished = [e for e in events if e.image is not None]
@@ -130,7 +130,7 @@ def test_progress_reaches_one_and_never_goes_back(scene):
 def test_a_collages_progress_runs_through_its_candidates_then_the_kept_one(scene):
     events: list[Progress] = []
     [output] = collage([scene, scene[:, ::-1]], depth=3, candidates=3, progress=events.append)
-    fractions = [sample_fraction(e, 0.8) for e in events]
+    fractions = [e.sample_share() for e in events]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     # The three candidates' shared levels are more than a run's, less than all of it.
     compared = [f for e, f in zip(events, fractions, strict=True) if e.level <= e.compared_at]
@@ -183,9 +183,22 @@ def test_an_output_line_starts_on_its_own_line_under_the_bar(monkeypatch):
     screen = _Terminal()
     monkeypatch.setattr(sys, "stdout", screen)
     monkeypatch.setattr(sys, "stderr", screen)
-    bar = ProgressBar(2, 0.75)
+    bar = ProgressBar(2)
     bar(Progress(0, 2, 0, 3, 0, 10))
     bar.print("gpnn-out/scene-generate-0.png")
     bar.close()
     before = screen.getvalue().split("gpnn-out/scene-generate-0.png")[0]
     assert "level 1/3" in before and before.endswith(("\r", "\n"))
+
+
+def test_progress_follows_the_work_of_a_gradual_retarget(scene):
+    """A retarget to three times the width runs many small coarse stages, then the
+    large levels: the share done after each stage is its work so far (pixels times
+    iterations), not its count."""
+    events: list[Progress] = []
+    retarget(scene, width=3 * scene.shape[1], depth=2, progress=events.append)
+    ends = [e for e in events if e.image is not None]
+    work = np.cumsum([e.image.shape[0] * e.image.shape[1] * e.iterations for e in ends])
+    assert len(ends) > 3  # the gradual stages and the finer levels
+    shares = [e.sample_share() for e in ends]
+    np.testing.assert_allclose(shares, work / work[-1], rtol=1e-6)
