@@ -187,6 +187,23 @@ def test_generate_through_the_page(browser, service, picture, folder):
     wait_until(lambda: by_css(browser, f'#list tr[data-id="{identifier}"]'), 10, "listed")
 
 
+def test_a_wide_retargets_previews_stay_within_the_page(browser, service, picture, folder):
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(service + "/")
+    use_key(browser, ALICE)
+    Select(by_css(browser, "#task")[0]).select_by_value("retarget")
+    by_css(browser, "#source")[0].send_keys(str(picture))
+    fill(browser, {**CHEAP_FORM, "depth": "1", "width": "2400"})  # 50 times the height
+    wait_until(lambda: "output 2400 x 48" in by_css(browser, "#plan")[0].text, 10, "the plan")
+    by_css(browser, "#run")[0].click()
+    assert finished(browser) == "succeeded"
+    wait_until(lambda: loaded_images(browser, "#job-previews img") >= 2, 20, "the previews")
+    wait_until(lambda: loaded_images(browser, "#list td img"), 20, "the list's thumbnail")
+    wide = browser.execute_script("return document.documentElement.scrollWidth")
+    assert wide <= browser.execute_script("return window.innerWidth"), wide
+
+
 def test_each_application_shows_its_own_hint(browser, service):
     from selenium.webdriver.support.ui import Select
 
