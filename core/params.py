@@ -11,6 +11,7 @@ A model validates itself on construction; invalid values raise
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -385,8 +386,13 @@ def params_for(task: Task | str, **values) -> CommonParams:
 
 def describe_validation_error(error: ValidationError) -> str:
     """One line naming each field at fault and what is wrong with it."""
+    return describe_errors(error.errors())
+
+
+def describe_errors(items: Iterable[Mapping[str, Any]]) -> str:
+    """`describe_validation_error` of pydantic's error items (`loc`, `msg`)."""
     parts = []
-    for item in error.errors():
+    for item in items:
         field = ".".join(str(p) for p in item["loc"]) or "parameters"
         message = item["msg"].removeprefix("Value error, ")
         parts.append(f"`{field}`: {message}")

@@ -6,9 +6,11 @@ import logging
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
+from gpnn.core.params import describe_errors
 from gpnn.store import ObjectNotFound, StoreError
 from gpnn.worker.exceptions import UnknownJob
 from gpnn.worker.imagecheck import ImageTooLarge, UnreadableImage
@@ -71,6 +73,16 @@ def install_handlers(app: FastAPI) -> None:
         elif isinstance(error, RateLimited):
             headers = {"Retry-After": str(error.retry_after_s)}
         return _answer(error.status_code, error.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI's own checks of a request's fields answer like ours: one string naming
+        # each field (without where it was: body, query); a malformed id names nothing.
+        items = [{**item, "loc": item["loc"][1:]} for item in error.errors()]
+        paths = [item for item in error.errors() if item["loc"][0] == "path"]
+        if paths:
+            return _answer(404, f"no such {paths[0]['loc'][-1]} `{paths[0]['input']}`")
+        return _answer(422, describe_errors(items))
 
     for error_type, (status, message) in _ANSWERS.items():
         app.add_exception_handler(error_type, _answer_with(status, message))

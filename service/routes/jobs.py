@@ -38,6 +38,7 @@ ERRORS = {
     401: {"model": ErrorBody, "description": "No API key."},
     403: {"model": ErrorBody, "description": "Unknown API key."},
     404: {"model": ErrorBody, "description": "Unknown job."},
+    422: {"model": ErrorBody, "description": "Invalid input, each field at fault named."},
 }
 # Routes that read a multipart form answer 400 when the body is not one (no boundary,
 # a damaged part header, a part without a name); FastAPI raises it while parsing.

@@ -149,7 +149,7 @@ def test_unknown_job_is_404(client):
     assert client.post(f"/v1/jobs/{missing}/cancel").status_code == 404
     assert client.get(f"/v1/jobs/{missing}/outputs/0").status_code == 404
     assert client.get(f"/v1/batches/{missing}").status_code == 404
-    assert client.get("/v1/jobs/not-an-id").status_code == 422
+    assert client.get("/v1/jobs/not-an-id").status_code == 404  # names nothing either
 
 
 def test_api_keys_isolate_owners(make_client, settings):
@@ -172,3 +172,20 @@ def test_api_keys_isolate_owners(make_client, settings):
     first = submit(client, "generate", files, headers={**alice, "Idempotency-Key": "same"})
     other = submit(client, "generate", files, headers={**bob, "Idempotency-Key": "same"})
     assert first.json()["id"] != other.json()["id"]
+
+
+def test_every_refusal_is_one_string_naming_the_field(client):
+    """FastAPI's own checks (a form field's type, a query's range) answer like ours: a
+    string, not a list of objects; a malformed id is a 404 like an unknown one."""
+    upload = {"source": ("s.png", SOURCE, "image/png")}
+    answers = {
+        "samples": client.post("/v1/jobs", data={"task": "generate", "samples": "x"}, files=upload),
+        "limit": client.get("/v1/jobs", params={"limit": "0"}),
+    }
+    for field, answer in answers.items():
+        assert answer.status_code == 422, answer.text
+        detail = answer.json()["detail"]
+        assert isinstance(detail, str) and detail.startswith(f"`{field}`: "), detail
+    for path in ("/v1/jobs/nope", "/v1/batches/nope"):
+        answer = client.get(path)
+        assert answer.status_code == 404 and "`nope`" in answer.json()["detail"], answer.text
