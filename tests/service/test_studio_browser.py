@@ -230,6 +230,8 @@ def test_a_collage_run_again_from_the_list_keeps_its_images(browser, service, pi
     by_css(browser, "#sources")[0].send_keys(f"{picture}\n{other}")
     fill(browser, {**CHEAP_FORM, "depth": "1", "candidates": "1"})
     wait_until(lambda: "about" in by_css(browser, "#plan")[0].text, 10, "the plan")
+    order = "joined left to right: 1. photo.png (64 x 48 px), 2. other.png (56 x 48 px)"
+    assert by_css(browser, "#source-info")[0].text == order
     by_css(browser, "#run")[0].click()
     assert finished(browser) == "succeeded"
     first = job_id(browser)
@@ -356,6 +358,16 @@ def test_bad_input_and_a_second_owner(browser, service, picture, folder):
         headers={"X-API-Key": ALICE},
     ).json()["detail"]
     wait_until(lambda: by_css(browser, "#form-error")[0].text == expected, 10, expected)
+
+    # A file the browser cannot read in place of the photo: the photo's size and plan go.
+    notes = folder / "notes.png"
+    notes.write_text("not a picture")
+    by_css(browser, "#source")[0].send_keys(str(notes))
+    wait_until(
+        lambda: "notes.png is not an image" in by_css(browser, "#form-error")[0].text, 10, ""
+    )
+    wait_until(lambda: by_css(browser, "#source-info")[0].text == "", 10, "no stale size")
+    assert by_css(browser, "#plan")[0].text == ""
 
     use_key(browser, BOB)
     wait_until(lambda: "nothing yet" in by_css(browser, "#list")[0].text, 10, "an empty list")

@@ -212,6 +212,8 @@ async function setSource(file) {
     planJob();
   } catch (error) {
     state.size = null;
+    state.files.source = null;
+    planJob();
     show("form-error", `\`source\`: ${error.message}`);
   }
 }
@@ -256,11 +258,13 @@ async function measure(name, files) {
   }
 }
 $("structure").addEventListener("change", (e) => {
+  show("form-error", "");
   state.files.structure = e.target.files[0];
   if (state.files.structure) measure("structure", [state.files.structure]);
 });
-$("edited").addEventListener("change", (e) => { state.files.edited = e.target.files[0]; });
+$("edited").addEventListener("change", (e) => { show("form-error", ""); state.files.edited = e.target.files[0]; });
 $("sources").addEventListener("change", async (e) => {
+  show("form-error", "");
   state.files.sources = [...e.target.files];
   if (!state.files.sources.length) return;
   await measure("sources", state.files.sources);
@@ -333,15 +337,28 @@ function maskBlob() {
 
 // What the job will get: size, pyramid depth and estimate (from the API).
 let planTimer = null;
+// What the form holds: the source's size, or a collage's images in the order they join.
+function describeInputs() {
+  const sized = ([height, width]) => `${width} x ${height} px`;
+  if (taskInputs().includes("sources")) {
+    const files = state.files.sources || [];
+    const sizes = state.sizes.sources || [];
+    return files.length ? "joined left to right: " + files.map((f, i) => `${i + 1}. ${f.name}` + (sizes[i] ? ` (${sized(sizes[i])})` : "")).join(", ") : "";
+  }
+  if (!state.files.source || !state.size) return "";
+  const [height, width] = state.size;
+  return `${sized(state.size)} (${(width * height / 1e6).toFixed(3)} MP)`;
+}
+
 function planJob() {
   clearTimeout(planTimer);
   planTimer = setTimeout(async () => {
+    $("source-info").textContent = describeInputs();
     if (!state.size) { $("plan").textContent = ""; return; }
     const unmeasured = taskInputs().find((name) => MEASURED.includes(name) && !state.sizes[name]);
     if (unmeasured) { $("plan").textContent = `the plan follows once \`${unmeasured}\` is chosen`; return; }
     const [height, width] = state.size;
     const hole = state.hole ? [Math.round(state.hole[2] - state.hole[0]), Math.round(state.hole[3] - state.hole[1])] : null;
-    $("source-info").textContent = `${width} x ${height} px (${(width * height / 1e6).toFixed(3)} MP)`;
     try {
       const sizes = Object.fromEntries(Object.entries(state.sizes).filter(([name]) => taskInputs().includes(name)));
       const body = { task: $("task").value, params: collectParams(), samples: Number($("samples").value) || 1, height, width, hole, sizes };
