@@ -362,6 +362,8 @@ def test_bad_input_and_a_second_owner(browser, service, picture, folder):
     # A file the browser cannot read in place of the photo: the photo's size and plan go.
     notes = folder / "notes.png"
     notes.write_text("not a picture")
+    fill(browser, {"patch_size": "5"})
+    wait_until(lambda: "64 x 48 px" in by_css(browser, "#source-info")[0].text, 10, "the size")
     by_css(browser, "#source")[0].send_keys(str(notes))
     wait_until(
         lambda: "notes.png is not an image" in by_css(browser, "#form-error")[0].text, 10, ""
