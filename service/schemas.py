@@ -68,6 +68,9 @@ class JobPublic(BaseModel):
     attempts: int = Field(0, description="Runs started (more than one after a lost worker).")
     error: str | None = None
     batch_id: str | None = None
+    input_name: str | None = Field(
+        None, description="A batch job's input: its name in the archive (or the prefix)."
+    )
     outputs: list[str] = Field(default_factory=list, description="Links to the output images.")
     timings: JobTimings | None = None
     estimate: JobEstimate | None = Field(

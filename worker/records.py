@@ -212,6 +212,7 @@ class JobRecord(_HashRecord):
             "attempts": self.attempts,
             "error": self.error if self.status != JobStatus.succeeded else None,
             "batch_id": self.batch_id,
+            "input_name": self.input_name,
             "outputs": [output_url(self.id, n) for n in range(len(self.outputs))],
             "previews": [
                 {**p, "url": preview_url(self.id, p["sample"], p["level"])} for p in self.previews

@@ -52,6 +52,10 @@ def test_batch_with_one_bad_input(client, settings, webhook_receiver):
     for entry in manifest["jobs"]:
         by_input.setdefault(entry["input"], []).append(entry)
     assert sorted(by_input) == ["a.png", "broken.png", "c.png", "dir/b.png"]
+    # Each job says which input it is of (the studio's gallery captions them so).
+    for url in batch["jobs"]:
+        job = client.get(url).json()
+        assert job["id"] in {e["job_id"] for e in by_input[job["input_name"]]}
     for entry in by_input["broken.png"]:
         assert entry["status"] == "failed" and "readable" in entry["error"]
     for entry in by_input["a.png"]:

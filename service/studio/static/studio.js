@@ -655,8 +655,9 @@ async function openBatch(id) {
     gallery.replaceChildren();
     for (const jobUrl of batch.jobs.slice(0, 48)) {
       const job = await (await api(jobUrl)).json();
-      job.outputs.forEach((url, n) => gallery.append(figure(url, `${job.id.slice(0, 8)} #${n}`)));
-      if (job.status !== "succeeded") gallery.append(`${job.id.slice(0, 8)}: ${job.status} ${job.error || ""}`);
+      const name = job.input_name || job.id.slice(0, 8);
+      job.outputs.forEach((url, n) => gallery.append(figure(url, `${name} #${n}`)));
+      if (job.status !== "succeeded") gallery.append(`${name}: ${job.status} ${job.error || ""}`);
     }
     $("batch").scrollIntoView();
   } catch (error) {
