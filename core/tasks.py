@@ -200,7 +200,7 @@ def inpaint(
         depth_for(extent, p, params.ratio),
         depth_for(min(source.shape[:2]), 2 * p, params.ratio),
     )
-    depth = _depth(params, default)
+    depth = _depth(params, _deepest_with_keys(hole, params, default))
     pyramid = _pyramid(source, params, depth, "source")
     holes = [resize(hole.astype(np.float32), level.shape[:2]) > 0 for level in pyramid]
     stages = _stages(
@@ -366,6 +366,26 @@ def _resolve(
     return params
 
 
+def _deepest_with_keys(hole: np.ndarray, params: CommonParams, depth: int) -> int:
+    """The deepest pyramid, at most `depth`, whose every level keeps a patch wholly
+    outside the hole there and the coarser hole upscaled (a key to copy from, as
+    `_source_levels` takes them): a hole of half the image's height shrunk to one
+    patch would leave none."""
+    for deepest in range(depth, 0, -1):
+        shapes = [level_shape(hole.shape[:2], params.ratio, n) for n in range(deepest + 1)]
+        holes = [resize(hole.astype(np.float32), shape) > 0 for shape in shapes]
+        if all(patches_inside(h, params.patch_size).any() for h in _key_holes(holes)):
+            return deepest
+    return 0
+
+
+def _key_holes(holes: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Per level (finest first), where no key patch may reach: the level's hole and the
+    coarser level's upscaled, since a key is the coarser level's pixels."""
+    coarser = [resize(c.astype(np.float32), h.shape) > 0 for h, c in itertools.pairwise(holes)]
+    return [h | c for h, c in zip(holes, coarser, strict=False)] + [holes[-1]]
+
+
 def find_hole(source: np.ndarray, mask: Any, color: tuple[int, int, int] | None) -> np.ndarray:
     """The hole an inpainting fills, True inside: `mask` (> 0.5), or the pixels of
     `color` and their JPEG-blurred edge; ValueError when it is empty, everything, or
@@ -511,6 +531,7 @@ def _source_levels(
     """
     depth = len(pyramids[0]) - 1
     patch_size = params.patch_size
+    key_holes = None if holes is None else [_key_holes(h) for h in holes]
     levels = []
     for n in range(depth + 1):
         images = [pyramid[n] for pyramid in pyramids]
@@ -522,10 +543,7 @@ def _source_levels(
                 key_image = np.concatenate((key_image, key_guides[s][n]), axis=2)
             key = extract_patches(key_image, patch_size)
             if holes is not None:
-                hole = holes[s][n]
-                if n < depth:
-                    hole = hole | (resize(holes[s][n + 1].astype(np.float32), shape) > 0)
-                valid.append(patches_inside(hole, patch_size))
+                valid.append(patches_inside(key_holes[s][n], patch_size))
                 key = key[valid[-1]]
             keys.append(key)
         if holes is not None and not any(len(key) for key in keys):

@@ -182,6 +182,17 @@ def test_inpaint_finds_the_hole_by_colour(make_scene):
     assert magenta.mean() < 0.2
 
 
+def test_inpaint_chooses_a_depth_that_leaves_patches_to_copy(make_scene):
+    """A hole of 40 of the 94 rows: at the depth that shrinks it to one patch, every
+    patch of the coarsest level touched it and there was nothing to copy from."""
+    image = make_scene(94, 125, seed=3)
+    hole = np.zeros(image.shape[:2], bool)
+    hole[25:65, 30:95] = True
+    out = inpaint(image, hole, mode="fast")[0]
+    np.testing.assert_array_equal(out[~hole], image[~hole])
+    assert np.abs(out[hole] - image[hole]).mean() > 0.01  # filled, not left as it was
+
+
 def _magenta_pixels(image: np.ndarray) -> int:
     return int(
         ((image[..., 0] - image[..., 1] > 0.35) & (image[..., 2] - image[..., 1] > 0.35)).sum()
