@@ -32,7 +32,7 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(code=2)
 
 
-def check_out(path: Path) -> Path:
+def check_out(path: Path) -> None:
     """`--out` checked before any work: a file there (or in its way), or a folder that
     cannot be written, is one error line instead of a traceback after the first
     sample. The folder itself is made when the first file is written."""
@@ -43,7 +43,6 @@ def check_out(path: Path) -> Path:
         fail(f"`--out` {path}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         fail(f"`--out` {path}: {existing} is not writable")
-    return path
 
 
 def parse_device(value: str | None, *, mode: str | None = None) -> str | None:
