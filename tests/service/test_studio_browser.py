@@ -106,6 +106,15 @@ def screenshot(driver, folder: Path, name: str) -> None:
         shutil.copy(folder / name, Path(target) / name)
 
 
+def open_form(driver, service: str, task: str) -> None:
+    """A fresh page, Alice's key given, the form set to `task`."""
+    from selenium.webdriver.support.ui import Select
+
+    driver.get(service + "/")
+    use_key(driver, ALICE)
+    Select(by_css(driver, "#task")[0]).select_by_value(task)
+
+
 def by_css(driver, selector: str):
     from selenium.webdriver.common.by import By
 
@@ -188,11 +197,7 @@ def test_generate_through_the_page(browser, service, picture, folder):
 
 
 def test_a_wide_retargets_previews_stay_within_the_page(browser, service, picture, folder):
-    from selenium.webdriver.support.ui import Select
-
-    browser.get(service + "/")
-    use_key(browser, ALICE)
-    Select(by_css(browser, "#task")[0]).select_by_value("retarget")
+    open_form(browser, service, "retarget")
     by_css(browser, "#source")[0].send_keys(str(picture))
     fill(browser, {**CHEAP_FORM, "depth": "1", "width": "2400"})  # 50 times the height
     wait_until(lambda: "output 2400 x 48" in by_css(browser, "#plan")[0].text, 10, "the plan")
@@ -220,13 +225,9 @@ def test_each_application_shows_its_own_hint(browser, service):
 
 
 def test_a_collage_run_again_from_the_list_keeps_its_images(browser, service, picture, folder):
-    from selenium.webdriver.support.ui import Select
-
     other = folder / "other.png"
     other.write_bytes(png(synthetic(48, 56, seed=3)))
-    browser.get(service + "/")
-    use_key(browser, ALICE)
-    Select(by_css(browser, "#task")[0]).select_by_value("collage")
+    open_form(browser, service, "collage")
     by_css(browser, "#sources")[0].send_keys(f"{picture}\n{other}")
     fill(browser, {**CHEAP_FORM, "depth": "1", "candidates": "1"})
     wait_until(lambda: "about" in by_css(browser, "#plan")[0].text, 10, "the plan")
@@ -248,26 +249,18 @@ def test_a_collage_run_again_from_the_list_keeps_its_images(browser, service, pi
 def test_a_collages_plan_is_of_all_its_sources(browser, service, picture, folder):
     """The plan of a collage is the engine's: its sources side by side at the smallest
     height (64 x 48 and 80 x 40 make 53 + 80 columns, 40 rows)."""
-    from selenium.webdriver.support.ui import Select
-
     other = folder / "wide.png"
     other.write_bytes(png(synthetic(40, 80, seed=3)))
-    browser.get(service + "/")
-    use_key(browser, ALICE)
-    Select(by_css(browser, "#task")[0]).select_by_value("collage")
+    open_form(browser, service, "collage")
     by_css(browser, "#sources")[0].send_keys(f"{picture}\n{other}")
     wait_until(lambda: "output 133 x 40" in by_css(browser, "#plan")[0].text, 10, "the plan")
 
 
 def test_an_analogys_plan_is_of_its_structure(browser, service, picture, folder):
     """An analogy's output has its structure's size, which the plan shows."""
-    from selenium.webdriver.support.ui import Select
-
     structure = folder / "layout.png"
     structure.write_bytes(png(synthetic(40, 80, seed=4)))
-    browser.get(service + "/")
-    use_key(browser, ALICE)
-    Select(by_css(browser, "#task")[0]).select_by_value("analogy")
+    open_form(browser, service, "analogy")
     by_css(browser, "#source")[0].send_keys(str(picture))
     # No plan before the structure is chosen, and no error either (it was a 500).
     waiting = "the plan follows once `structure` is chosen"
@@ -279,11 +272,8 @@ def test_an_analogys_plan_is_of_its_structure(browser, service, picture, folder)
 
 def test_inpaint_with_a_painted_mask(browser, service, picture, folder):
     from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.support.ui import Select
 
-    browser.get(service + "/")
-    use_key(browser, ALICE)
-    Select(by_css(browser, "#task")[0]).select_by_value("inpaint")
+    open_form(browser, service, "inpaint")
     by_css(browser, "#source")[0].send_keys(str(picture))
     canvas = wait_until(
         lambda: [c for c in by_css(browser, "#mask-canvas") if c.is_displayed()], 10, "canvas"
