@@ -315,8 +315,16 @@ def rerun_from_the_list(browser, service) -> str:
     run again" and then Run; the new job's id once it has succeeded."""
     browser.get(service + "/")
     use_key(browser, ALICE)
-    first = wait_until(lambda: by_css(browser, "#list tbody button"), 10, "the list")[0]
-    first.click()
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def open_newest() -> bool:
+        try:
+            buttons = by_css(browser, "#list tbody button")
+            return bool(buttons) and buttons[0].click() is None
+        except StaleElementReferenceException:  # the list was drawn again meanwhile
+            return False
+
+    wait_until(open_newest, 10, "the list")
     old = job_id(browser)
     by_css(browser, "#job-resubmit")[0].click()
     wait_until(lambda: "about" in by_css(browser, "#plan")[0].text, 10, "the plan")
