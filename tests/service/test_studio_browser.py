@@ -315,14 +315,12 @@ def rerun_from_the_list(browser, service) -> str:
     run again" and then Run; the new job's id once it has succeeded."""
     browser.get(service + "/")
     use_key(browser, ALICE)
-    from selenium.common.exceptions import StaleElementReferenceException
 
     def open_newest() -> bool:
-        try:
-            buttons = by_css(browser, "#list tbody button")
-            return bool(buttons) and buttons[0].click() is None
-        except StaleElementReferenceException:  # the list was drawn again meanwhile
-            return False
+        # Inside `wait_until`, which tries again when the list was drawn again between
+        # finding the button and clicking it (a stale element).
+        buttons = by_css(browser, "#list tbody button")
+        return bool(buttons) and buttons[0].click() is None
 
     wait_until(open_newest, 10, "the list")
     old = job_id(browser)
