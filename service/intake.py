@@ -14,7 +14,7 @@ from fastapi import UploadFile
 
 from gpnn.config import Settings
 from gpnn.core import decode_image, decode_mask
-from gpnn.core.cost import estimate, input_shape, work
+from gpnn.core.cost import estimate, input_shape, output_shape, work
 from gpnn.core.imageio import describe_size
 from gpnn.core.params import CommonParams, Task, check_samples, params_for
 from gpnn.core.tasks import find_hole
@@ -129,10 +129,16 @@ def check_work(
     """The job's estimate (`gpnn.core.cost`); 413 when its work is over `max_job_work`."""
     units, expected = work(params, source, samples), estimate(params, source, samples)
     if units > settings.max_job_work:
+        output = output_shape(params, source)
+        smaller = (
+            "a smaller image"
+            if output == tuple(source)
+            else f"a smaller `height` or `width` (the output is {describe_size(output)})"
+        )
         raise TooLarge(
-            f"`{name}`: the job is estimated at {units:.0f} megapixel-iterations (about "
-            f"{expected['seconds']:.0f} s of CPU), over the limit of "
-            f"{settings.max_job_work:g}; use fewer samples or iterations, or a smaller image"
+            f"`{name}`: the job is estimated at {units:.3g} megapixel-iterations (about "
+            f"{expected['seconds']:.3g} s of CPU), over the limit of "
+            f"{settings.max_job_work:g}; use fewer samples or iterations, or {smaller}"
         )
     return expected
 

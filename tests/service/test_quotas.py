@@ -149,3 +149,16 @@ def test_an_analogys_work_is_of_its_structure_and_both_passes(make_client, setti
     accepted = submit(client, "analogy", files, {"refine": False})
     assert accepted.status_code == 202, accepted.text
     assert accepted.json()["estimate"]["work_mpi"] == pytest.approx(work(once, (48, 64)), rel=0.01)
+
+
+def test_a_retarget_over_the_limit_is_told_to_ask_for_a_smaller_output(make_client, settings):
+    """Its work is of the output it asks for: the message names the size options."""
+    from gpnn.core import params_for
+    from gpnn.core.cost import work
+
+    limit = 2 * work(params_for("retarget", **CHEAP, width=64), (32, 48))
+    client = make_client(derive(settings, max_job_work=limit))
+    refused = submit(client, "retarget", SOURCE, {"width": 640})
+    detail = refused.json()["detail"]
+    assert refused.status_code == 413 and "megapixel-iterations" in detail
+    assert "a smaller `height` or `width` (the output is 640x32)" in detail, detail
