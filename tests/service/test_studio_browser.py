@@ -209,6 +209,27 @@ def test_a_wide_retargets_previews_stay_within_the_page(browser, service, pictur
     assert wide <= browser.execute_script("return window.innerWidth"), wide
 
 
+def test_the_list_shows_a_job_running_while_it_runs(browser, service, folder):
+    """The job panel follows the job's events; its row in the list follows too (it said
+    `queued` until the job had ended)."""
+    large = folder / "large.png"
+    large.write_bytes(png(synthetic(160, 240, seed=5)))
+    open_form(browser, service, "generate")
+    by_css(browser, "#source")[0].send_keys(str(large))
+    samples = by_css(browser, "#samples")[0]
+    samples.clear()
+    samples.send_keys("4")  # several seconds on 2 cores
+    wait_until(lambda: "about" in by_css(browser, "#plan")[0].text, 10, "the plan")
+    by_css(browser, "#run")[0].click()
+    identifier = job_id(browser)
+    row_status = f'#list tr[data-id="{identifier}"] .status'
+    wait_until(lambda: by_css(browser, "#job-status")[0].text == "running", 20, "it to run")
+    wait_until(lambda: by_css(browser, row_status)[0].text == "running", 3, "the row to follow")
+    assert by_css(browser, "#job-status")[0].text == "running"  # it had not ended meanwhile
+    assert finished(browser) == "succeeded"
+    wait_until(lambda: by_css(browser, row_status)[0].text == "succeeded", 10, "the row at the end")
+
+
 def test_each_application_shows_its_own_hint(browser, service):
     from selenium.webdriver.support.ui import Select
 

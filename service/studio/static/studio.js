@@ -471,9 +471,12 @@ function addPreview(preview, via) {
 function renderJob(job) {
   state.job = job;
   $("job-id").textContent = job.id;
-  const status = $("job-status");
-  status.textContent = job.status;
-  status.className = `status ${job.status}`;
+  // The job's status, here and in its row of the list (redrawn in full once it ends).
+  for (const status of [$("job-status"), document.querySelector(`#list tr[data-id="${job.id}"] .status`)]) {
+    if (!status) continue;
+    status.textContent = job.status;
+    status.className = `status ${job.status}`;
+  }
   $("job-cancel").hidden = TERMINAL.includes(job.status);
   show("job-error", job.status === "failed" || job.status === "canceled" ? job.error || job.status : "");
   for (const preview of job.previews || []) addPreview(preview, "job");
