@@ -15,7 +15,7 @@ from fastapi import UploadFile
 from gpnn.config import Settings
 from gpnn.core import decode_image, decode_mask
 from gpnn.core.cost import estimate, input_shape, output_shape, work
-from gpnn.core.imageio import describe_size
+from gpnn.core.imageio import check_same_size, describe_size
 from gpnn.core.params import CommonParams, Task, check_samples, params_for
 from gpnn.core.tasks import find_hole
 from gpnn.service.errors import InvalidRequest, TooLarge
@@ -176,16 +176,13 @@ def uploads_for_task(
         arrays[name] = check_image_bytes(data, settings, name, mask=name == "mask")
         shapes[name] = [arrays[name].shape[:2]]
         result[name] = data
-    for name in ("mask", "edited"):
-        if name in shapes and shapes[name] != shapes["source"]:
-            raise InvalidRequest(
-                f"`{name}`: it is {describe_size(shapes[name][0])} but the source is "
-                f"{describe_size(shapes['source'][0])}; they must have the same size"
-            )
-    if task == Task.inpaint and params.color is not None:  # a colour the photo lacks
-        try:
+    try:  # the engine's own rules, before anything is queued
+        for name in ("mask", "edited"):
+            if name in arrays:
+                check_same_size(arrays[name], name, arrays["source"])
+        if task == Task.inpaint and params.color is not None:  # a colour the photo lacks
             find_hole(arrays["source"], None, params.color)
-        except ValueError as error:
-            raise InvalidRequest(str(error)) from None
+    except ValueError as error:
+        raise InvalidRequest(str(error)) from None
     source = "source" if "source" in shapes else "sources"
     return result, check_work(params, input_shape(task, shapes), samples, settings, source)
