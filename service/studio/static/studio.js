@@ -468,15 +468,21 @@ function addPreview(preview, via) {
   row.insertBefore(image, after || null);
 }
 
-function renderJob(job) {
-  state.job = job;
-  $("job-id").textContent = job.id;
-  // The job's status, here and in its row of the list (redrawn in full once it ends).
+// The open job's status, in its panel and in its row of the list: the panel follows the
+// job's events, and a list drawn from an answer older than the last event must not
+// show an older status (the list is drawn anew once the job ends).
+function showStatus(job) {
   for (const status of [$("job-status"), document.querySelector(`#list tr[data-id="${job.id}"] .status`)]) {
     if (!status) continue;
     status.textContent = job.status;
     status.className = `status ${job.status}`;
   }
+}
+
+function renderJob(job) {
+  state.job = job;
+  $("job-id").textContent = job.id;
+  showStatus(job);
   $("job-cancel").hidden = TERMINAL.includes(job.status);
   show("job-error", job.status === "failed" || job.status === "canceled" ? job.error || job.status : "");
   for (const preview of job.previews || []) addPreview(preview, "job");
@@ -630,6 +636,7 @@ async function loadList(cursorUrl) {
       }));
     }
     if (!page.results.length) cell(body.insertRow(), "nothing yet");
+    if (state.job) showStatus(state.job);
     state.next = page.next;
     $("list-next").disabled = !page.next;
   } catch (error) {
